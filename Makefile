@@ -1,0 +1,36 @@
+# The two commands of the README: `make run` and `make test`.
+# Needs only Python 3.11+ and make: uv is installed into .tools/ on first use,
+# then the locked environment is synced into .venv/.
+
+PYTHON ?= python3
+UV_VERSION := 0.13.8
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
+VENV := .venv
+export UV_PYTHON_DOWNLOADS := never
+
+.PHONY: run test lint typecheck unit integration browser deploy-check bench clean
+
+$(UV):
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+$(VENV)/.synced: pyproject.toml uv.lock | $(UV)
+	$(UV) sync --locked --python $(PYTHON)
+	touch $@
+
+run: $(VENV)/.synced
+	$(VENV)/bin/figachechnaya serve --host 127.0.0.1 --port 8000
+
+lint: $(VENV)/.synced
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: $(VENV)/.synced
+	$(VENV)/bin/mypy
+
+test: lint typecheck
+	$(VENV)/bin/pytest
+
+clean:
+	rm -rf $(TOOLS) $(VENV) var .pytest_cache .mypy_cache .ruff_cache

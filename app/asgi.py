@@ -1,0 +1,185 @@
+"""The application factory: the one place where adapters are chosen and wired.
+
+`create_app(settings)` reads nothing from the environment; `settings.Settings`
+did that. Background loops (outbox relay, reconciler, live feed refresh and,
+in the single-process mode, the image worker) live in the app's lifespan.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import time
+from collections.abc import AsyncIterator, Coroutine
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import font_source_sans_pro
+import js_lib_htmx
+import swagger_ui_bundle
+from litestar import Litestar
+from litestar.config.cors import CORSConfig
+from litestar.datastructures import CacheControlHeader
+from litestar.contrib.jinja import JinjaTemplateEngine
+from litestar.di import Provide
+from litestar.openapi.config import OpenAPIConfig
+from litestar.openapi.plugins import SwaggerRenderPlugin
+from litestar.static_files import create_static_files_router
+from litestar.template.config import TemplateConfig
+
+from app.catalogue import load_catalogue
+from app.domain.ids import UlidFactory
+from app.figalizations import Figalizer
+from app.images import FsspecImageStore
+from app.jobs.inprocess import InProcessQueue
+from app.jobs.kafka import KafkaQueue
+from app.jobs.queue import JobQueue
+from app.jobs.relay import OutboxRelay, Reconciler
+from app.live import LiveFeed
+from app.runtime import Runtime
+from app.settings import Settings
+from app.store.engine import create_engine
+from app.store.history import SqlHistory
+from app.store.migrate import upgrade_async
+from app.store.outbox import SqlOutbox
+from app.web.api import ApiV2Controller
+from app.web.compat import CompatController
+from app.web.errors import exception_handlers
+from app.web.fragments import FragmentController
+from app.web.ops import OpsController, ReadinessProbe
+from app.web.pages import PageController
+from app.web.request_id import request_id_middleware
+from app.web.templating import register_filters
+from workers.inprocess import serve_in_process
+from workers.pipeline import RetryPolicy
+
+MAX_BODY_BYTES = 4096
+PACKAGE = Path(__file__).parent
+SWAGGER = "/vendor/swagger"
+
+
+def templates_directory() -> Path:
+    """The top-level `templates/` in a checkout, or its copy inside the installed wheel."""
+    checkout = PACKAGE.parent / "templates"
+    return checkout if checkout.is_dir() else PACKAGE / "_templates"
+
+
+def build_runtime(settings: Settings) -> Runtime:
+    catalogue = load_catalogue(settings.schemes_file)  # a bad catalogue stops start-up here
+    history = SqlHistory(create_engine(settings))
+    live = LiveFeed(history, refresh_seconds=settings.live_refresh_seconds)
+    queue: JobQueue = KafkaQueue(settings) if settings.uses_kafka else InProcessQueue()
+    outbox = SqlOutbox(history)
+    relay = OutboxRelay(outbox, queue)
+
+    def stored(figalization: Any) -> None:
+        live.record(figalization)
+        relay.wake()
+
+    figalizer = Figalizer(
+        catalogue,
+        history,
+        max_phrase_length=settings.max_phrase_length,
+        new_id=UlidFactory(clock_ms=lambda: time.time_ns() // 1_000_000,
+                           random80=lambda: int.from_bytes(os.urandom(10))),
+        on_stored=stored,
+    )  # fmt: skip
+    return Runtime(
+        settings=settings, figalizer=figalizer, history=history, outbox=outbox,
+        queue=queue, relay=relay, images=FsspecImageStore(settings), live=live,
+    )  # fmt: skip
+
+
+def background_loops(runtime: Runtime) -> list[Coroutine[Any, Any, None]]:
+    settings = runtime.settings
+    reconciler = Reconciler(
+        runtime.outbox, runtime.relay, runtime.figalizer.image_job,
+        retry_after_seconds=settings.image_retry_seconds,
+    )  # fmt: skip
+    loops = [runtime.relay.run(), reconciler.run(), runtime.live.run()]
+    if isinstance(runtime.queue, InProcessQueue):
+        policy = RetryPolicy(max_attempts=settings.image_max_attempts)
+        loops.append(serve_in_process(runtime.queue, runtime.images, runtime.history, policy))
+    return loops
+
+
+def create_app(settings: Settings) -> Litestar:
+    runtime = build_runtime(settings)
+    probe = ReadinessProbe(runtime)
+
+    @asynccontextmanager
+    async def lifespan(_: Litestar) -> AsyncIterator[None]:
+        if settings.uses_sqlite:  # the single-process mode migrates itself
+            await upgrade_async(settings)
+        await runtime.queue.start()
+        await runtime.live.refresh()
+        tasks = [asyncio.create_task(loop) for loop in background_loops(runtime)]
+        try:
+            yield
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            with contextlib.suppress(Exception):  # hand over what is ready before stopping
+                await asyncio.wait_for(runtime.relay.drain(), timeout=5)
+            await runtime.queue.close()
+            await runtime.history.close()
+            await runtime.images.close()
+
+    return Litestar(
+        route_handlers=[
+            PageController, FragmentController, ApiV2Controller, CompatController, OpsController,
+            *static_files(),
+        ],  # fmt: skip
+        dependencies={
+            "runtime": Provide(lambda: runtime, use_cache=True, sync_to_thread=False),
+            "probe": Provide(lambda: probe, use_cache=True, sync_to_thread=False),
+        },
+        lifespan=[lifespan],
+        logging_config=None,  # app.logs configured the root logger
+        middleware=[request_id_middleware],
+        exception_handlers=exception_handlers(),
+        request_max_body_size=MAX_BODY_BYTES,
+        cors_config=CORSConfig(
+            allow_origins=["*"], allow_methods=["GET", "POST", "OPTIONS"],
+            allow_headers=["Content-Type", "X-Request-ID"], expose_headers=["X-Request-ID"],
+        ),  # fmt: skip
+        template_config=TemplateConfig(
+            directory=templates_directory(),
+            engine=JinjaTemplateEngine,
+            engine_callback=register_filters,
+        ),
+        openapi_config=OpenAPIConfig(
+            title="Фигачечная API",
+            version="2.0.0",
+            description="Figalization of Russian words: the v2 JSON API and the v1 compatibility API.",
+            path="/api",
+            render_plugins=[
+                SwaggerRenderPlugin(
+                    path="/docs",
+                    js_url=f"{SWAGGER}/swagger-ui-bundle.js",
+                    css_url=f"{SWAGGER}/swagger-ui.css",
+                    standalone_preset_js_url=f"{SWAGGER}/swagger-ui-standalone-preset.js",
+                )
+            ],
+        ),
+    )
+
+
+def static_files() -> list[Any]:
+    """Our CSS, and the third-party assets straight from their packages (no CDN)."""
+    sources = {
+        "/assets": PACKAGE / "web" / "static",
+        "/vendor/htmx": Path(js_lib_htmx.__file__).parent / "static" / "htmx",
+        "/vendor/fonts": Path(font_source_sans_pro.font_directory),
+        "/vendor/swagger": Path(swagger_ui_bundle.swagger_ui_path),
+    }
+    return [
+        create_static_files_router(
+            path=path, directories=[directory], name=f"static{path.replace('/', '-')}",
+            include_in_schema=False, cache_control=CacheControlHeader(max_age=86400),
+        )  # fmt: skip
+        for path, directory in sources.items()
+    ]

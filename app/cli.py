@@ -1,0 +1,66 @@
+"""The `figachechnaya` command: serve | worker | migrate.
+
+Reads settings once, reports configuration problems as one clear line and
+exit status 2 instead of a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+
+from app.domain.schemes import CatalogueError
+from app.logs import configure_logging
+from app.settings import Settings, SettingsError
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="figachechnaya", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="the web app (and the in-process worker without Kafka)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=1, help="server processes")
+    commands.add_parser("worker", help="the image worker (needs FIGA_KAFKA_BOOTSTRAP_SERVERS)")
+    commands.add_parser("migrate", help="apply database migrations")
+    args = parser.parse_args(argv)
+    try:
+        settings = Settings.from_env()
+        configure_logging(settings)
+        return _run(args, settings)
+    except (SettingsError, CatalogueError) as error:
+        print(f"figachechnaya: {error}", file=sys.stderr)
+        return 2
+
+
+def _run(args: argparse.Namespace, settings: Settings) -> int:
+    if args.command == "migrate":
+        from app.store.migrate import upgrade
+
+        upgrade(settings)
+        logging.getLogger(__name__).info("database schema is up to date")
+        return 0
+    if args.command == "worker":
+        from workers.consumer import run_worker
+
+        return asyncio.run(run_worker(settings))
+    import uvicorn
+
+    from app.asgi import create_app
+
+    if args.workers > 1:
+        uvicorn.run(
+            "app.main:app", host=args.host, port=args.port, workers=args.workers,
+            log_config=None, access_log=False, proxy_headers=True,
+        )  # fmt: skip
+        return 0
+    app = create_app(settings)
+    uvicorn.run(app, host=args.host, port=args.port, log_config=None, access_log=False,
+                proxy_headers=True)  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,64 @@
+"""The image job message: what the app asks a worker to draw.
+
+Version 1, JSON, UTF-8. Decoding is strict (`ImageJobError`) so the worker can
+tell a poisoned message, which it must mark failed and skip, from a transient
+failure, which it must retry.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+
+VERSION = 1
+
+
+class ImageJobError(ValueError):
+    """A message that is not a version-1 image job and never will be."""
+
+
+@dataclass(frozen=True, slots=True)
+class ImageJob:
+    """Everything a worker needs, so it never has to read the figalization back."""
+
+    figalization_id: str
+    phrase: str
+    result: str
+    scheme: str
+    scheme_name: str
+    request_id: str = ""
+    created_at: float = 0.0  # unix seconds of the figalization, for end-to-end latency
+
+    def encode(self) -> bytes:
+        return json.dumps({"v": VERSION, **asdict(self)}, ensure_ascii=False).encode()
+
+    @classmethod
+    def decode(cls, raw: bytes) -> ImageJob:
+        try:
+            body = json.loads(raw)
+        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise ImageJobError(f"not JSON: {error}") from error
+        if not isinstance(body, dict) or body.get("v") != VERSION:
+            raise ImageJobError("not a version-1 image job")
+        try:
+            job = cls(
+                figalization_id=_text(body, "figalization_id"),
+                phrase=_text(body, "phrase"),
+                result=_text(body, "result"),
+                scheme=_text(body, "scheme"),
+                scheme_name=_text(body, "scheme_name"),
+                request_id=str(body.get("request_id", "")),
+                created_at=float(body.get("created_at", 0.0)),
+            )
+        except (TypeError, ValueError) as error:
+            raise ImageJobError(str(error)) from error
+        if not job.figalization_id:
+            raise ImageJobError("empty figalization_id")
+        return job
+
+
+def _text(body: dict[str, object], field: str) -> str:
+    value = body.get(field)
+    if not isinstance(value, str):
+        raise ImageJobError(f"field {field!r} must be a string")
+    return value

@@ -1,0 +1,95 @@
+"""The service layer: what happens when someone figalizes, and what they can read back.
+
+Handlers call these functions and only render; every product decision is
+here: validate, pick the scheme, figalize, store with its image job, and
+degrade (answer without storing) when the database is down.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from app.domain import messages
+from app.domain.figalization import Figalization
+from app.domain.figalize import figalize
+from app.domain.image_job import ImageJob
+from app.domain.phrase import validate
+from app.domain.schemes import Catalogue, Scheme
+from app.store.history import History, StoreUnavailable
+
+log = logging.getLogger(__name__)
+
+
+class UnknownScheme(LookupError):
+    """The scheme id (or compat index) is not in the catalogue."""
+
+    message = messages.UNKNOWN_SCHEME
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    figalization: Figalization
+    stored: bool  # False when the database was down: shown, but not stored or counted
+
+
+class Figalizer:
+    def __init__(
+        self,
+        catalogue: Catalogue,
+        history: History,
+        *,
+        max_phrase_length: int,
+        new_id: Callable[[], str],
+        on_stored: Callable[[Figalization], None] = lambda _: None,
+    ) -> None:
+        self.catalogue = catalogue
+        self.history = history
+        self._max_length = max_phrase_length
+        self._new_id = new_id
+        self._on_stored = on_stored
+
+    def scheme(self, scheme_id: str | None) -> Scheme:
+        if not scheme_id:
+            return self.catalogue.default
+        scheme = self.catalogue.get(scheme_id)
+        if scheme is None:
+            raise UnknownScheme(scheme_id)
+        return scheme
+
+    async def figalize(self, text: str, scheme_id: str | None, *, request_id: str = "") -> Outcome:
+        """Raises `PhraseError` or `UnknownScheme` for bad input; never for a down database."""
+        scheme = self.scheme(scheme_id)
+        phrase = validate(text, max_length=self._max_length)
+        figalization = Figalization(
+            id=self._new_id(),
+            phrase=phrase,
+            scheme=scheme.id,
+            result=figalize(phrase, scheme),
+            created_at=datetime.now(UTC),
+        )
+        try:
+            await self.history.add(figalization, self.image_job(figalization, request_id))
+        except StoreUnavailable as error:
+            log.warning("figalization answered but not stored: %s", error)
+            return Outcome(figalization, stored=False)
+        self._on_stored(figalization)
+        return Outcome(figalization, stored=True)
+
+    def image_job(self, figalization: Figalization, request_id: str = "") -> ImageJob:
+        scheme = self.catalogue.get(figalization.scheme)
+        return ImageJob(
+            figalization_id=figalization.id,
+            phrase=figalization.phrase,
+            result=figalization.result,
+            scheme=figalization.scheme,
+            scheme_name=scheme.name if scheme else figalization.scheme,
+            request_id=request_id,
+            created_at=figalization.created_at.timestamp(),
+        )
+
+    def scheme_name(self, scheme_id: str) -> str:
+        scheme = self.catalogue.get(scheme_id)
+        return scheme.name if scheme else scheme_id

@@ -1,0 +1,99 @@
+"""The image store: one fsspec implementation for a local folder and for S3.
+
+Keys are derived from the figalization id (`domain.figalization.image_key`),
+so writing the same picture twice overwrites one object. S3 goes through
+s3fs's async API on the running loop; the local filesystem is synchronous and
+runs in a thread so a slow disk never blocks the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Protocol
+
+import fsspec
+from fsspec.asyn import AsyncFileSystem
+
+from app.settings import Settings
+
+PRESIGNED_SECONDS = 3600
+
+
+class ImageStoreUnavailable(Exception):
+    """The store did not take or give a picture; the caller may retry."""
+
+
+class ImageStore(Protocol):
+    async def put(self, key: str, png: bytes) -> None: ...
+    async def read(self, key: str) -> bytes: ...
+    async def public_url(self, key: str) -> str | None: ...
+    async def ping(self) -> None: ...
+    async def close(self) -> None: ...
+
+
+class FsspecImageStore:
+    def __init__(self, settings: Settings) -> None:
+        protocol, root = fsspec.core.split_protocol(settings.image_store_url)
+        self._local = protocol in (None, "file")
+        self._root = root.rstrip("/")
+        self._public_base = settings.image_public_base_url.rstrip("/")
+        options: dict[str, Any] = {"skip_instance_cache": True}  # one instance per event loop
+        if self._local:
+            options["auto_mkdir"] = True
+        else:
+            options |= {"asynchronous": True, "use_listings_cache": False}
+            if settings.s3_endpoint_url:
+                options["client_kwargs"] = {"endpoint_url": settings.s3_endpoint_url}
+            # botocore ≥ 1.36 adds checksums that MinIO and other S3 clones reject.
+            options["config_kwargs"] = {
+                "request_checksum_calculation": "when_required",
+                "response_checksum_validation": "when_required",
+            }
+        self._fs = fsspec.filesystem(protocol or "file", **options)
+
+    @property
+    def serves_itself(self) -> bool:
+        """True when the app must serve the bytes (a folder, no public base URL)."""
+        return self._local and not self._public_base
+
+    def _path(self, key: str) -> str:
+        return f"{self._root}/{key}"
+
+    async def put(self, key: str, png: bytes) -> None:
+        await self._call("pipe_file", self._path(key), png, **self._put_options())
+
+    def _put_options(self) -> dict[str, Any]:
+        return {} if self._local else {"ContentType": "image/png"}
+
+    async def read(self, key: str) -> bytes:
+        data = await self._call("cat_file", self._path(key))
+        return bytes(data)
+
+    async def public_url(self, key: str) -> str | None:
+        """Where a browser can fetch the picture directly; None when the app serves it."""
+        if self._public_base:
+            return f"{self._public_base}/{key}"
+        if self._local:
+            return None
+        url = await self._call("url", self._path(key), expires=PRESIGNED_SECONDS)
+        return str(url)
+
+    async def ping(self) -> None:
+        if self._local:
+            await asyncio.to_thread(self._fs.makedirs, self._root, exist_ok=True)
+            return
+        await self._call("info", self._root.split("/", 1)[0])
+
+    async def close(self) -> None:
+        if isinstance(self._fs, AsyncFileSystem) and getattr(self._fs, "_s3", None) is not None:
+            await self._fs._s3.close()
+
+    async def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        try:
+            if isinstance(self._fs, AsyncFileSystem) and self._fs.asynchronous:
+                return await getattr(self._fs, "_" + method)(*args, **kwargs)
+            return await asyncio.to_thread(getattr(self._fs, method), *args, **kwargs)
+        except FileNotFoundError:
+            raise
+        except Exception as error:  # botocore, aiohttp and OS errors alike mean "not now"
+            raise ImageStoreUnavailable(f"{method}: {error!r}") from error

@@ -1,0 +1,96 @@
+"""The Kafka backend of the job queue: one long-lived aiokafka producer per process.
+
+`acks="all"` and (by setting) the idempotent producer, so a retried send
+neither loses nor duplicates a message within a partition; messages are keyed
+by figalization id, so every job of one picture lands in one partition, in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+
+from app.jobs.queue import Message, QueueUnavailable
+from app.settings import Settings
+
+SEND_TIMEOUT_SECONDS = 10.0
+
+
+def client_options(settings: Settings) -> dict[str, Any]:
+    """Connection options shared by the producer, the consumer and the admin client."""
+    options: dict[str, Any] = {
+        "bootstrap_servers": settings.kafka_bootstrap_servers.split(","),
+        "security_protocol": settings.kafka_security_protocol,
+        "request_timeout_ms": 10_000,
+        "retry_backoff_ms": 200,
+    }
+    if settings.kafka_sasl_mechanism:
+        options |= {
+            "sasl_mechanism": settings.kafka_sasl_mechanism,
+            "sasl_plain_username": settings.kafka_sasl_username,
+            "sasl_plain_password": settings.kafka_sasl_password,
+        }
+    return options
+
+
+class KafkaQueue:
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._producer: AIOKafkaProducer | None = None
+        self._lock = asyncio.Lock()
+
+    async def start(self) -> None:
+        """Connect if possible; an unreachable broker is retried on the next publish."""
+        try:
+            await self._ensure_producer()
+        except QueueUnavailable:
+            return
+
+    async def _ensure_producer(self) -> AIOKafkaProducer:
+        async with self._lock:
+            if self._producer is not None:
+                return self._producer
+            producer = AIOKafkaProducer(
+                **client_options(self._settings),
+                acks="all",
+                enable_idempotence=self._settings.kafka_idempotence,
+                linger_ms=2,
+                max_batch_size=256 * 1024,
+            )
+            try:
+                await producer.start()
+            except (KafkaError, OSError) as error:
+                await producer.stop()
+                raise QueueUnavailable(f"kafka: {error}") from error
+            self._producer = producer
+            return producer
+
+    async def publish(self, messages: Sequence[Message]) -> None:
+        producer = await self._ensure_producer()
+        topic = self._settings.kafka_topic
+        try:
+            async with asyncio.timeout(SEND_TIMEOUT_SECONDS):
+                sent = [
+                    await producer.send(topic, value=payload, key=key.encode())
+                    for key, payload in messages
+                ]
+                await asyncio.gather(*sent)
+        except (KafkaError, OSError, TimeoutError) as error:
+            raise QueueUnavailable(f"kafka: {error!r}") from error
+
+    async def ping(self) -> None:
+        producer = await self._ensure_producer()
+        try:
+            async with asyncio.timeout(2.0):
+                await producer.client.fetch_all_metadata()
+        except (KafkaError, OSError, TimeoutError) as error:
+            raise QueueUnavailable(f"kafka: {error!r}") from error
+
+    async def close(self) -> None:
+        if self._producer is not None:
+            await self._producer.stop()  # flushes what is still buffered
+            self._producer = None

@@ -1,0 +1,1 @@
+"""Persistence: SQLModel tables on SQLite or PostgreSQL, behind small interfaces."""

@@ -1,0 +1,46 @@
+"""The async engine: one per process, tuned per backend.
+
+SQLite gets WAL and a busy timeout so concurrent requests wait instead of
+failing; PostgreSQL gets short connect and statement timeouts so a database
+that is down costs a request seconds, not minutes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from app.settings import Settings
+
+
+def create_engine(settings: Settings) -> AsyncEngine:
+    if settings.uses_sqlite:
+        path = settings.sqlite_path
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        engine = create_async_engine(
+            settings.database_url, connect_args={"timeout": settings.db_timeout_seconds}
+        )
+        sa.event.listen(engine.sync_engine, "connect", _tune_sqlite)
+        return engine
+    return create_async_engine(
+        settings.database_url,
+        pool_size=10,
+        max_overflow=10,
+        pool_pre_ping=True,  # a restarted server leaves dead pooled connections behind
+        pool_timeout=settings.db_timeout_seconds,
+        connect_args={
+            "timeout": settings.db_timeout_seconds,
+            "command_timeout": settings.db_timeout_seconds * 5,
+        },
+    )
+
+
+def _tune_sqlite(connection: Any, _record: Any) -> None:
+    cursor = connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL is durable across app crashes
+    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.close()

@@ -1,0 +1,86 @@
+"""The transactional outbox of image jobs, and the reconciler's queries.
+
+A job row is written in the same transaction as its figalization (see
+`history.SqlHistory`), so a job exists exactly when the figalization does,
+whatever the broker is doing. The relay moves rows to the queue and deletes
+them only after the queue accepted them (at least once, in `seq` order).
+`FOR UPDATE SKIP LOCKED` lets every app replica run a relay without two of
+them sending the same rows at once; SQLite, single-process, ignores it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+
+from app.domain.figalization import Figalization, ImageStatus
+from app.domain.image_job import ImageJob
+from app.store.history import SqlHistory, to_figalization
+from app.store.tables import figalization_table, outbox_table
+
+Publish = Callable[[Sequence[tuple[str, bytes]]], Awaitable[None]]
+
+
+class SqlOutbox:
+    def __init__(self, history: SqlHistory) -> None:
+        self._history = history
+
+    async def relay(self, publish: Publish, *, limit: int = 500) -> int:
+        """Publish up to `limit` waiting jobs as (key, payload); return how many left."""
+        query = (
+            sa.select(outbox_table.c.seq, outbox_table.c.figalization_id, outbox_table.c.payload)
+            .order_by(outbox_table.c.seq)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        async with self._history.connect(write=True) as connection:
+            rows = (await connection.execute(query)).all()
+            if not rows:
+                return 0
+            await publish([(row.figalization_id, row.payload) for row in rows])
+            await connection.execute(
+                outbox_table.delete().where(outbox_table.c.seq.in_([row.seq for row in rows]))
+            )
+        return len(rows)
+
+    async def backlog(self) -> int:
+        async with self._history.connect() as connection:
+            count = await connection.scalar(sa.select(sa.func.count()).select_from(outbox_table))
+        return int(count or 0)
+
+    async def stale_pending(self, *, queued_before: datetime, limit: int) -> list[Figalization]:
+        """Pictures still pending long after their job was queued: the job may be lost."""
+        waiting = sa.select(outbox_table.c.figalization_id)
+        query = (
+            figalization_table.select()
+            .where(figalization_table.c.image_status == ImageStatus.PENDING.value)
+            .where(figalization_table.c.image_queued_at < queued_before)
+            .where(figalization_table.c.id.not_in(waiting))
+            .order_by(figalization_table.c.image_queued_at)
+            .limit(limit)
+        )
+        async with self._history.connect() as connection:
+            rows = (await connection.execute(query)).mappings().all()
+        return [to_figalization(row) for row in rows]
+
+    async def requeue(self, jobs: Sequence[ImageJob]) -> None:
+        """Queue jobs again and restart their pending clock, in one transaction."""
+        if not jobs:
+            return
+        now = datetime.now(UTC)
+        ids = [job.figalization_id for job in jobs]
+        async with self._history.connect(write=True) as connection:
+            await connection.execute(
+                outbox_table.insert(),
+                [
+                    {"figalization_id": job.figalization_id, "payload": job.encode(), "created_at": now}
+                    for job in jobs
+                ],
+            )
+            await connection.execute(
+                figalization_table.update()
+                .where(figalization_table.c.id.in_(ids))
+                .values(image_queued_at=now)
+            )

@@ -1,0 +1,1 @@
+"""HTTP: HTML pages and fragments, the JSON APIs, operations endpoints."""

@@ -1,0 +1,159 @@
+"""JSON API v2 (spec/api.md § JSON API): thin handlers over the service layer."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Controller, Request, Response, get, post
+from litestar.exceptions import NotFoundException
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.params import Parameter
+from litestar.response import Redirect
+from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
+
+from app.domain.figalization import ImageStatus, image_key
+from app.domain.phrase import PhraseError
+from app.figalizations import UnknownScheme
+from app.images import ImageStoreUnavailable
+from app.runtime import Runtime
+from app.store.history import StoreUnavailable
+from app.web.pages import request_id
+from app.web.views import ErrorView, FigalizationView, api_view
+
+
+class SchemeView(msgspec.Struct):
+    id: str
+    name: str
+
+
+class FigalizationRequest(msgspec.Struct, forbid_unknown_fields=False):
+    phrase: str
+    scheme: str | None = None
+
+
+class HistoryPage(msgspec.Struct):
+    items: list[FigalizationView]
+    next: str | None
+
+
+class StatsView(msgspec.Struct):
+    total: int
+
+
+class ServiceUnavailable(msgspec.Struct):
+    error: str = "unavailable"
+    message: str = "Хранилище временно недоступно"
+
+
+def unavailable() -> Response[ServiceUnavailable]:
+    return Response(ServiceUnavailable(), status_code=503, headers={"Retry-After": "5"})
+
+
+class ApiV2Controller(Controller):
+    path = "/api/v2"
+    tags = ["figalizations"]  # noqa: RUF012
+
+    @get("/schemes", operation_id="listSchemes")
+    async def schemes(self, runtime: Runtime) -> list[SchemeView]:
+        return [SchemeView(s.id, s.name) for s in runtime.figalizer.catalogue.schemes]
+
+    @post(
+        "/figalizations",
+        operation_id="createFigalization",
+        status_code=HTTP_201_CREATED,
+        responses={
+            422: ResponseSpec(
+                data_container=ErrorView,
+                description="A bad phrase (empty, too_long, not_russian) or unknown_scheme",
+            )
+        },
+    )
+    async def create(
+        self, request: Request[Any, Any, Any], runtime: Runtime, data: FigalizationRequest
+    ) -> Response[FigalizationView] | Response[ErrorView]:
+        try:
+            outcome = await runtime.figalizer.figalize(
+                data.phrase, data.scheme, request_id=request_id(request)
+            )
+        except PhraseError as error:
+            return Response(ErrorView(error.code, error.message), status_code=422)
+        except UnknownScheme as error:
+            return Response(ErrorView("unknown_scheme", error.message), status_code=422)
+        view = api_view(outcome.figalization, str(request.base_url))
+        return Response(view, status_code=HTTP_201_CREATED)
+
+    @get("/figalizations/{figalization_id:str}", operation_id="getFigalization")
+    async def read(
+        self, request: Request[Any, Any, Any], runtime: Runtime, figalization_id: str
+    ) -> FigalizationView | Response[ServiceUnavailable]:
+        try:
+            figalization = await runtime.history.get(figalization_id)
+        except StoreUnavailable:
+            return unavailable()
+        if figalization is None:
+            raise NotFoundException("unknown figalization")
+        return api_view(figalization, str(request.base_url))
+
+    @get("/figalizations/{figalization_id:str}/image", operation_id="getFigalizationImage")
+    async def image(self, runtime: Runtime, figalization_id: str) -> Response[bytes] | Redirect:
+        """The PNG itself from a folder, or a redirect to where the object store serves it."""
+        try:
+            figalization = await runtime.history.get(figalization_id)
+        except StoreUnavailable:
+            return Response(b"", status_code=503, headers={"Retry-After": "5"})
+        if figalization is None or figalization.image_status is not ImageStatus.READY:
+            raise NotFoundException("no picture yet")
+        key = figalization.image_key or image_key(figalization.id)
+        try:
+            url = await runtime.images.public_url(key)
+            if url is not None:
+                return Redirect(url, status_code=302)
+            png = await runtime.images.read(key)
+        except FileNotFoundError as error:
+            raise NotFoundException("picture missing from storage") from error
+        except ImageStoreUnavailable:
+            return Response(b"", status_code=503, headers={"Retry-After": "5"})
+        return Response(
+            png,
+            media_type="image/png",
+            headers={
+                "Cache-Control": "public, max-age=31536000, immutable",
+                "Content-Disposition": f'inline; filename="figachechnaya-{figalization.id}.png"',
+            },
+        )
+
+    @get("/history", operation_id="listHistory")
+    async def history(
+        self,
+        request: Request[Any, Any, Any],
+        runtime: Runtime,
+        limit: Annotated[int, Parameter(ge=1, le=100)] = 20,
+        before: str | None = None,
+    ) -> HistoryPage | Response[ServiceUnavailable]:
+        try:
+            rows = await runtime.history.page(limit=limit + 1, before=before)
+        except StoreUnavailable:
+            return unavailable()
+        base = str(request.base_url)
+        items = [api_view(f, base) for f in rows[:limit]]
+        return HistoryPage(items=items, next=items[-1].id if len(rows) > limit else None)
+
+    @get("/history/latest", operation_id="getLatest")
+    async def latest(
+        self, request: Request[Any, Any, Any], runtime: Runtime
+    ) -> FigalizationView | Response[None] | Response[ServiceUnavailable]:
+        try:
+            figalization = await runtime.history.latest()
+        except StoreUnavailable:
+            return unavailable()
+        if figalization is None:
+            return Response(None, status_code=HTTP_204_NO_CONTENT)
+        return api_view(figalization, str(request.base_url))
+
+    @get("/stats", operation_id="getStats")
+    async def stats(self, runtime: Runtime) -> StatsView | Response[ServiceUnavailable]:
+        try:
+            return StatsView(total=await runtime.history.total())
+        except StoreUnavailable:
+            return unavailable()

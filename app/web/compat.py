@@ -1,0 +1,87 @@
+"""The original service's v1 API (spec/api.md § Compatibility API), unchanged for its clients.
+
+Its shapes are odd on purpose (catalogue index keys, `{"data": …}` bodies,
+history as nested lists): they are what existing clients parse.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from litestar import Controller, Request, Response, get, post
+
+from app.domain.figalization import ImageStatus
+from app.domain.phrase import PhraseError
+from app.figalizations import UnknownScheme
+from app.runtime import Runtime
+from app.store.history import StoreUnavailable
+from app.web.pages import request_id
+from app.web.views import image_path
+
+
+class CompatFigalizeRequest(msgspec.Struct):
+    phrase: str = ""
+    schema_id: int | str = 0  # the original page sends its <select>'s string value
+
+
+class CompatImageRequest(msgspec.Struct):
+    phrase: str = ""
+
+
+class CompatAnswer(msgspec.Struct):
+    data: str
+
+
+class CompatController(Controller):
+    path = "/api"
+    tags = ["compatibility (v1)"]  # noqa: RUF012
+
+    @get("/getschemas/", operation_id="compatGetSchemas")
+    async def schemas(self, runtime: Runtime) -> dict[str, str]:
+        return {str(i): s.name for i, s in enumerate(runtime.figalizer.catalogue.schemes)}
+
+    @post("/figalize/", operation_id="compatFigalize", status_code=200)
+    async def figalize(
+        self, request: Request[Any, Any, Any], runtime: Runtime, data: CompatFigalizeRequest
+    ) -> Response[CompatAnswer]:
+        try:
+            scheme_id = scheme_at(runtime, data.schema_id)
+            outcome = await runtime.figalizer.figalize(
+                data.phrase, scheme_id, request_id=request_id(request)
+            )
+        except (PhraseError, UnknownScheme) as error:
+            return Response(CompatAnswer(error.message), status_code=400)
+        return Response(CompatAnswer(outcome.figalization.result))
+
+    @get("/gethistory/", operation_id="compatGetHistory")
+    async def history(self, runtime: Runtime) -> list[tuple[int, str, str]]:
+        live = runtime.live.state
+        if not live.available or live.latest is None:
+            return []
+        return [(live.total, live.latest.phrase, live.latest.result)]
+
+    @post("/getimageurl/", operation_id="compatGetImageUrl", status_code=200)
+    async def image_url(
+        self, request: Request[Any, Any, Any], runtime: Runtime, data: CompatImageRequest
+    ) -> Response[CompatAnswer]:
+        try:
+            figalization = await runtime.history.newest_with_result(data.phrase.strip())
+        except StoreUnavailable:
+            return Response(CompatAnswer(""), status_code=503)
+        if figalization is None or figalization.image_status is not ImageStatus.READY:
+            return Response(CompatAnswer(""), status_code=404)
+        url = str(request.base_url).rstrip("/") + image_path(figalization.id)
+        return Response(CompatAnswer(url))
+
+
+def scheme_at(runtime: Runtime, index: int | str) -> str:
+    """The scheme id at a catalogue index given as a number or a numeric string."""
+    schemes = runtime.figalizer.catalogue.schemes
+    try:
+        position = int(index)
+    except ValueError as error:
+        raise UnknownScheme(str(index)) from error
+    if not 0 <= position < len(schemes):
+        raise UnknownScheme(str(index))
+    return schemes[position].id

@@ -1,0 +1,60 @@
+"""Errors as each audience expects them: JSON for the APIs, a page for people.
+
+API errors keep one shape, `{"error": CODE, "message": TEXT}`, whatever raised
+them (validation, 404, 413, 405…); a person gets the site's own error page,
+never a stack trace.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.response import Template
+from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+from litestar.types import ExceptionHandlersMap
+
+from app.web.views import ErrorView
+
+log = logging.getLogger(__name__)
+
+CODES = {400: "invalid_request", 404: "not_found", 405: "method_not_allowed",
+         413: "too_large", 429: "rate_limited", 500: "internal", 503: "unavailable"}  # fmt: skip
+TITLES = {404: "Такой страницы нет", 413: "Слишком длинно", 429: "Помедленнее",
+          500: "Что-то сломалось"}  # fmt: skip
+
+
+def _wants_json(request: Request[Any, Any, Any]) -> bool:
+    return request.url.path.startswith("/api/") or "text/html" not in request.headers.get(
+        "accept", ""
+    )
+
+
+def _handle(request: Request[Any, Any, Any], error: Exception) -> Response[Any]:
+    if isinstance(error, HTTPException):
+        status, detail = error.status_code, str(error.detail)
+        if isinstance(error, ValidationException) and error.extra:
+            detail = "; ".join(
+                f"{e.get('key', 'body')}: {e.get('message', '')}"
+                for e in error.extra
+                if isinstance(e, dict)
+            ) or detail
+        headers = dict(error.headers or {})
+    else:
+        log.exception("unhandled error on %s", request.url.path, exc_info=error)
+        status, detail, headers = HTTP_500_INTERNAL_SERVER_ERROR, "internal error", {}
+    if _wants_json(request):
+        code = CODES.get(status, "error")
+        return Response(ErrorView(code, detail), status_code=status, headers=headers)
+    return Template(
+        template_name="pages/error.html",
+        context={"status": status, "title": TITLES.get(status, "Ошибка"), "detail": detail},
+        status_code=status,
+        headers=headers,
+    )
+
+
+def exception_handlers() -> ExceptionHandlersMap:
+    return {HTTPException: _handle, Exception: _handle}

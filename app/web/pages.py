@@ -1,0 +1,83 @@
+"""The HTML pages: the figalizer at `/`, its form post, and `/r/{id}`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from litestar import Controller, Request, get, post
+from litestar.enums import RequestEncodingType
+from litestar.exceptions import NotFoundException
+from litestar.params import Body
+from litestar.response import Template
+
+from app.domain.phrase import PhraseError
+from app.figalizations import UnknownScheme
+from app.runtime import Runtime
+from app.store.history import StoreUnavailable
+from app.web.templating import fragment, is_htmx, page
+from app.web.views import result_view
+
+
+@dataclass
+class FigalizeForm:
+    phrase: str = ""
+    scheme: str = ""
+
+
+class PageController(Controller):
+    include_in_schema = False
+
+    @get("/", name="index")
+    async def index(self, runtime: Runtime) -> Template:
+        return page(runtime, "pages/index.html")
+
+    @post("/", name="figalize-form", status_code=200)
+    async def figalize(
+        self,
+        request: Request[Any, Any, Any],
+        runtime: Runtime,
+        data: Annotated[FigalizeForm, Body(media_type=RequestEncodingType.URL_ENCODED)],
+    ) -> Template:
+        """With htmx, only the result fragment; without, the whole page with the result."""
+        htmx = is_htmx(request)
+        try:
+            outcome = await runtime.figalizer.figalize(
+                data.phrase, data.scheme or None, request_id=request_id(request)
+            )
+        except (PhraseError, UnknownScheme) as error:
+            message = error.message
+            if htmx:  # htmx does not swap 4xx bodies: the error is content of a 200
+                return fragment("result.html", error=message, result=None, oob=True)
+            return page(
+                runtime, "pages/index.html", status_code=422,
+                phrase=data.phrase, selected_scheme=data.scheme, error=message,
+            )  # fmt: skip
+        result = result_view(runtime.figalizer, outcome.figalization, stored=outcome.stored)
+        if htmx:
+            return fragment("result.html", error=None, result=result, oob=True)
+        return page(
+            runtime, "pages/index.html",
+            phrase=outcome.figalization.phrase, selected_scheme=data.scheme, result=result,
+        )  # fmt: skip
+
+    @get("/r/{figalization_id:str}", name="result-page")
+    async def result_page(
+        self, request: Request[Any, Any, Any], runtime: Runtime, figalization_id: str
+    ) -> Template:
+        try:
+            figalization = await runtime.history.get(figalization_id)
+        except StoreUnavailable:
+            return page(runtime, "pages/unavailable.html", status_code=503)
+        if figalization is None:
+            raise NotFoundException("Такой фигализации у нас нет")
+        result = result_view(runtime.figalizer, figalization, stored=True)
+        return page(
+            runtime, "pages/result.html",
+            result=result, base_url=str(request.base_url).rstrip("/"),
+        )  # fmt: skip
+
+
+def request_id(request: Request[Any, Any, Any]) -> str:
+    value = request.scope.get("state", {}).get("request_id", "")
+    return str(value)

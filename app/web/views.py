@@ -1,0 +1,81 @@
+"""Shapes the HTTP layer shows: the v2 API object and the template view of a result."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+import msgspec
+
+from app.domain.figalization import Figalization, ImageStatus
+from app.figalizations import Figalizer
+
+
+class ImageView(msgspec.Struct):
+    status: Literal["pending", "ready", "failed"]
+    url: str | None
+
+
+class FigalizationView(msgspec.Struct):
+    """spec/api.md's figalization object."""
+
+    id: str
+    phrase: str
+    scheme: str
+    result: str
+    created_at: str
+    image: ImageView
+
+
+class ErrorView(msgspec.Struct):
+    error: str
+    message: str
+
+
+def iso_utc(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def image_path(figalization_id: str) -> str:
+    return f"/api/v2/figalizations/{figalization_id}/image"
+
+
+def api_view(figalization: Figalization, base_url: str) -> FigalizationView:
+    ready = figalization.image_status is ImageStatus.READY
+    return FigalizationView(
+        id=figalization.id,
+        phrase=figalization.phrase,
+        scheme=figalization.scheme,
+        result=figalization.result,
+        created_at=iso_utc(figalization.created_at),
+        image=ImageView(
+            status=figalization.image_status.value,
+            url=base_url.rstrip("/") + image_path(figalization.id) if ready else None,
+        ),
+    )
+
+
+class ResultView(msgspec.Struct, frozen=True):
+    """What the page shows of one figalization."""
+
+    id: str
+    phrase: str
+    result: str
+    scheme_name: str
+    image_status: str
+    stored: bool
+
+    @property
+    def download_name(self) -> str:
+        return f"figachechnaya-{self.id}.png"
+
+
+def result_view(figalizer: Figalizer, figalization: Figalization, *, stored: bool) -> ResultView:
+    return ResultView(
+        id=figalization.id,
+        phrase=figalization.phrase,
+        result=figalization.result,
+        scheme_name=figalizer.scheme_name(figalization.scheme),
+        image_status=figalization.image_status.value,
+        stored=stored,
+    )

@@ -1,0 +1,1 @@
+"""The image worker: turns image jobs into PNGs in the image store."""

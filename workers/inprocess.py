@@ -1,0 +1,29 @@
+"""The worker of the single-process mode: a task in the app reading the in-process queue."""
+
+from __future__ import annotations
+
+import logging
+
+from app.domain.figalization import ImageStatus
+from app.domain.image_job import ImageJob, ImageJobError
+from app.images import ImageStore
+from app.jobs.inprocess import InProcessQueue
+from app.store.history import History
+from workers.pipeline import RetryPolicy, make_picture, record
+
+log = logging.getLogger(__name__)
+
+
+async def serve_in_process(
+    queue: InProcessQueue, images: ImageStore, history: History, policy: RetryPolicy
+) -> None:
+    """Draw every queued job, one at a time, until cancelled."""
+    while True:
+        key, payload = await queue.get()
+        try:
+            job = ImageJob.decode(payload)
+        except ImageJobError as error:
+            log.error("dropping bad image job %s: %s", key, error)
+            await record(history, key, ImageStatus.FAILED, None, policy)
+            continue
+        await make_picture(job, images, history, policy)
