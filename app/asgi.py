@@ -21,8 +21,8 @@ import js_lib_htmx
 import swagger_ui_bundle
 from litestar import Litestar
 from litestar.config.cors import CORSConfig
-from litestar.datastructures import CacheControlHeader
 from litestar.contrib.jinja import JinjaTemplateEngine
+from litestar.datastructures import CacheControlHeader
 from litestar.di import Provide
 from litestar.openapi.config import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
@@ -82,22 +82,32 @@ def build_runtime(settings: Settings) -> Runtime:
         catalogue,
         history,
         max_phrase_length=settings.max_phrase_length,
-        new_id=UlidFactory(clock_ms=lambda: time.time_ns() // 1_000_000,
-                           random80=lambda: int.from_bytes(os.urandom(10))),
+        new_id=UlidFactory(
+            clock_ms=lambda: time.time_ns() // 1_000_000,
+            random80=lambda: int.from_bytes(os.urandom(10)),
+        ),
         on_stored=stored,
-    )  # fmt: skip
+    )
     return Runtime(
-        settings=settings, figalizer=figalizer, history=history, outbox=outbox,
-        queue=queue, relay=relay, images=FsspecImageStore(settings), live=live,
-    )  # fmt: skip
+        settings=settings,
+        figalizer=figalizer,
+        history=history,
+        outbox=outbox,
+        queue=queue,
+        relay=relay,
+        images=FsspecImageStore(settings),
+        live=live,
+    )
 
 
 def background_loops(runtime: Runtime) -> list[Coroutine[Any, Any, None]]:
     settings = runtime.settings
     reconciler = Reconciler(
-        runtime.outbox, runtime.relay, runtime.figalizer.image_job,
+        runtime.outbox,
+        runtime.relay,
+        runtime.figalizer.image_job,
         retry_after_seconds=settings.image_retry_seconds,
-    )  # fmt: skip
+    )
     loops = [runtime.relay.run(), reconciler.run(), runtime.live.run()]
     if isinstance(runtime.queue, InProcessQueue):
         policy = RetryPolicy(max_attempts=settings.image_max_attempts)
@@ -130,9 +140,13 @@ def create_app(settings: Settings) -> Litestar:
 
     return Litestar(
         route_handlers=[
-            PageController, FragmentController, ApiV2Controller, CompatController, OpsController,
+            PageController,
+            FragmentController,
+            ApiV2Controller,
+            CompatController,
+            OpsController,
             *static_files(),
-        ],  # fmt: skip
+        ],
         dependencies={
             "runtime": Provide(lambda: runtime, use_cache=True, sync_to_thread=False),
             "probe": Provide(lambda: probe, use_cache=True, sync_to_thread=False),
@@ -143,9 +157,11 @@ def create_app(settings: Settings) -> Litestar:
         exception_handlers=exception_handlers(),
         request_max_body_size=MAX_BODY_BYTES,
         cors_config=CORSConfig(
-            allow_origins=["*"], allow_methods=["GET", "POST", "OPTIONS"],
-            allow_headers=["Content-Type", "X-Request-ID"], expose_headers=["X-Request-ID"],
-        ),  # fmt: skip
+            allow_origins=["*"],
+            allow_methods=["GET", "POST", "OPTIONS"],
+            allow_headers=["Content-Type", "X-Request-ID"],
+            expose_headers=["X-Request-ID"],
+        ),
         template_config=TemplateConfig(
             directory=templates_directory(),
             engine=JinjaTemplateEngine,
@@ -154,7 +170,7 @@ def create_app(settings: Settings) -> Litestar:
         openapi_config=OpenAPIConfig(
             title="Фигачечная API",
             version="2.0.0",
-            description="Figalization of Russian words: the v2 JSON API and the v1 compatibility API.",
+            description="Figalization of Russian words: the v2 JSON API and the v1 compat API.",
             path="/api",
             render_plugins=[
                 SwaggerRenderPlugin(
@@ -178,8 +194,11 @@ def static_files() -> list[Any]:
     }
     return [
         create_static_files_router(
-            path=path, directories=[directory], name=f"static{path.replace('/', '-')}",
-            include_in_schema=False, cache_control=CacheControlHeader(max_age=86400),
-        )  # fmt: skip
+            path=path,
+            directories=[directory],
+            name=f"static{path.replace('/', '-')}",
+            include_in_schema=False,
+            cache_control=CacheControlHeader(max_age=86400),
+        )
         for path, directory in sources.items()
     ]

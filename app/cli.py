@@ -19,7 +19,9 @@ from app.settings import Settings, SettingsError
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="figachechnaya", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
-    serve = commands.add_parser("serve", help="the web app (and the in-process worker without Kafka)")
+    serve = commands.add_parser(
+        "serve", help="the web app (and the in-process worker without Kafka)"
+    )
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--workers", type=int, default=1, help="server processes")
@@ -52,13 +54,19 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
 
     if args.workers > 1:
         uvicorn.run(
-            "app.main:app", host=args.host, port=args.port, workers=args.workers,
-            log_config=None, access_log=False, proxy_headers=True,
-        )  # fmt: skip
+            "app.main:app",
+            host=args.host,
+            port=args.port,
+            workers=args.workers,
+            log_config=None,
+            access_log=False,
+            proxy_headers=True,
+        )
         return 0
     app = create_app(settings)
-    uvicorn.run(app, host=args.host, port=args.port, log_config=None, access_log=False,
-                proxy_headers=True)  # fmt: skip
+    uvicorn.run(
+        app, host=args.host, port=args.port, log_config=None, access_log=False, proxy_headers=True
+    )
     return 0
 
 

@@ -33,6 +33,9 @@ class Settings:
     # FIGA_KAFKA_IDEMPOTENCE: idempotent producer; keep on in production
     # (off only for brokers that refuse it, such as the Tansu test broker).
     kafka_idempotence: bool = True
+    # FIGA_KAFKA_TOPIC_PARTITIONS: partitions when the worker creates a missing topic;
+    # the most worker replicas that can share the work.
+    kafka_topic_partitions: int = 12
     # FIGA_KAFKA_SECURITY_PROTOCOL: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL.
     kafka_security_protocol: str = "PLAINTEXT"
     # FIGA_KAFKA_SASL_MECHANISM / _USERNAME / _PASSWORD: for managed Kafka.
@@ -68,6 +71,8 @@ class Settings:
     log_level: str = "INFO"
     # FIGA_WORKER_METRICS_PORT: the worker's /metrics and /healthz port; 0 disables.
     worker_metrics_port: int = 9100
+    # FIGA_WORKER_METRICS_HOST: the address it listens on (0.0.0.0 in containers).
+    worker_metrics_host: str = "127.0.0.1"
     # FIGA_RATE_LIMIT_PER_MINUTE: figalizations per client per minute; 0 disables.
     rate_limit_per_minute: int = 0
 

@@ -29,7 +29,7 @@ class RetryPolicy:
     max_backoff_seconds: float = 5.0
 
     def backoff(self, attempt: int) -> float:
-        return min(self.first_backoff_seconds * 2 ** (attempt - 1), self.max_backoff_seconds)
+        return float(min(self.first_backoff_seconds * 2 ** (attempt - 1), self.max_backoff_seconds))
 
 
 async def render(job: ImageJob) -> bytes:
@@ -62,8 +62,11 @@ async def _draw_and_store(
         except ImageStoreUnavailable as error:
             log.warning(
                 "storing picture %s failed (attempt %d/%d): %s",
-                job.figalization_id, attempt, policy.max_attempts, error,
-            )  # fmt: skip
+                job.figalization_id,
+                attempt,
+                policy.max_attempts,
+                error,
+            )
             if attempt < policy.max_attempts:
                 await asyncio.sleep(policy.backoff(attempt))
         else:
@@ -72,9 +75,12 @@ async def _draw_and_store(
 
 
 async def record(
-    history: History, figalization_id: str, status: ImageStatus, key: str | None,
+    history: History,
+    figalization_id: str,
+    status: ImageStatus,
+    key: str | None,
     policy: RetryPolicy,
-) -> None:  # fmt: skip
+) -> None:
     attempt = 0
     while True:
         attempt += 1

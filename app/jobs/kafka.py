@@ -94,3 +94,22 @@ class KafkaQueue:
         if self._producer is not None:
             await self._producer.stop()  # flushes what is still buffered
             self._producer = None
+
+
+async def ensure_topic(settings: Settings) -> None:
+    """Create the job topic if it is missing; an existing topic is left as it is."""
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+    from aiokafka.errors import TopicAlreadyExistsError
+
+    admin = AIOKafkaAdminClient(**client_options(settings))
+    await admin.start()
+    try:
+        if settings.kafka_topic in await admin.list_topics():
+            return
+        topic = NewTopic(settings.kafka_topic, settings.kafka_topic_partitions, 1)
+        try:
+            await admin.create_topics([topic])
+        except TopicAlreadyExistsError:
+            return  # another replica was first
+    finally:
+        await admin.close()

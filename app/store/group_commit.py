@@ -39,8 +39,8 @@ class GroupCommit(Generic[Item]):
 
     async def close(self) -> None:
         """Write what is queued, then stop the writer task."""
-        while self._pending and self._task is not None and not self._task.done():
-            await asyncio.sleep(0.01)
+        if self._pending and self._task is not None and not self._task.done():
+            await asyncio.gather(*(future for _, future in self._pending), return_exceptions=True)
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -75,7 +75,11 @@ class SqlOutbox:
             await connection.execute(
                 outbox_table.insert(),
                 [
-                    {"figalization_id": job.figalization_id, "payload": job.encode(), "created_at": now}
+                    {
+                        "figalization_id": job.figalization_id,
+                        "payload": job.encode(),
+                        "created_at": now,
+                    }
                     for job in jobs
                 ],
             )

@@ -20,10 +20,21 @@ from app.web.views import ErrorView
 
 log = logging.getLogger(__name__)
 
-CODES = {400: "invalid_request", 404: "not_found", 405: "method_not_allowed",
-         413: "too_large", 429: "rate_limited", 500: "internal", 503: "unavailable"}  # fmt: skip
-TITLES = {404: "Такой страницы нет", 413: "Слишком длинно", 429: "Помедленнее",
-          500: "Что-то сломалось"}  # fmt: skip
+CODES = {
+    400: "invalid_request",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "too_large",
+    429: "rate_limited",
+    500: "internal",
+    503: "unavailable",
+}
+TITLES = {
+    404: "Такой страницы нет",
+    413: "Слишком длинно",
+    429: "Помедленнее",
+    500: "Что-то сломалось",
+}
 
 
 def _wants_json(request: Request[Any, Any, Any]) -> bool:
@@ -36,11 +47,14 @@ def _handle(request: Request[Any, Any, Any], error: Exception) -> Response[Any]:
     if isinstance(error, HTTPException):
         status, detail = error.status_code, str(error.detail)
         if isinstance(error, ValidationException) and error.extra:
-            detail = "; ".join(
-                f"{e.get('key', 'body')}: {e.get('message', '')}"
-                for e in error.extra
-                if isinstance(e, dict)
-            ) or detail
+            detail = (
+                "; ".join(
+                    f"{e.get('key', 'body')}: {e.get('message', '')}"
+                    for e in error.extra
+                    if isinstance(e, dict)
+                )
+                or detail
+            )
         headers = dict(error.headers or {})
     else:
         log.exception("unhandled error on %s", request.url.path, exc_info=error)

@@ -42,14 +42,15 @@ class FragmentController(Controller):
     async def image(self, runtime: Runtime, figalization_id: str) -> Template:
         try:
             figalization = await runtime.history.get(figalization_id)
-        except StoreUnavailable:
-            figalization = None  # keep polling: the picture may be ready when the store is back
+        except StoreUnavailable:  # keep polling: the picture may be ready when the store is back
             return fragment("image.html", result=None, pending_id=figalization_id)
         if figalization is None:
             return fragment("image.html", result=None, pending_id=None, status_code=STOP_POLLING)
         result = result_view(runtime.figalizer, figalization, stored=True)
         done = figalization.image_status is not ImageStatus.PENDING
         return fragment(
-            "image.html", result=result, pending_id=None if done else figalization_id,
+            "image.html",
+            result=result,
+            pending_id=None if done else figalization_id,
             status_code=STOP_POLLING if done else 200,
-        )  # fmt: skip
+        )

@@ -50,16 +50,23 @@ class PageController(Controller):
             if htmx:  # htmx does not swap 4xx bodies: the error is content of a 200
                 return fragment("result.html", error=message, result=None, oob=True)
             return page(
-                runtime, "pages/index.html", status_code=422,
-                phrase=data.phrase, selected_scheme=data.scheme, error=message,
-            )  # fmt: skip
+                runtime,
+                "pages/index.html",
+                status_code=422,
+                phrase=data.phrase,
+                selected_scheme=data.scheme,
+                error=message,
+            )
         result = result_view(runtime.figalizer, outcome.figalization, stored=outcome.stored)
         if htmx:
             return fragment("result.html", error=None, result=result, oob=True)
         return page(
-            runtime, "pages/index.html",
-            phrase=outcome.figalization.phrase, selected_scheme=data.scheme, result=result,
-        )  # fmt: skip
+            runtime,
+            "pages/index.html",
+            phrase=outcome.figalization.phrase,
+            selected_scheme=data.scheme,
+            result=result,
+        )
 
     @get("/r/{figalization_id:str}", name="result-page")
     async def result_page(
@@ -73,9 +80,11 @@ class PageController(Controller):
             raise NotFoundException("Такой фигализации у нас нет")
         result = result_view(runtime.figalizer, figalization, stored=True)
         return page(
-            runtime, "pages/result.html",
-            result=result, base_url=str(request.base_url).rstrip("/"),
-        )  # fmt: skip
+            runtime,
+            "pages/result.html",
+            result=result,
+            base_url=str(request.base_url).rstrip("/"),
+        )
 
 
 def request_id(request: Request[Any, Any, Any]) -> str:

@@ -24,9 +24,7 @@ def live_context(runtime: Runtime, live: LiveState) -> dict[str, Any]:
     return {"live": live, "poll_seconds": runtime.settings.poll_seconds}
 
 
-def page(
-    runtime: Runtime, name: str, *, status_code: int = 200, **context: Any
-) -> Template:
+def page(runtime: Runtime, name: str, *, status_code: int = 200, **context: Any) -> Template:
     context.setdefault("schemes", runtime.figalizer.catalogue.schemes)
     context.setdefault("selected_scheme", runtime.figalizer.catalogue.default.id)
     context.setdefault("phrase", "")

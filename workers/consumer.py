@@ -1,0 +1,136 @@
+"""The image worker process: Kafka consumer group → picture → object store → status.
+
+Read `consume` top to bottom: poll → decode → render → store → record →
+commit. Offsets are committed only after the picture is stored and its
+status recorded, so a crash redelivers the job (at least once), and the
+object key derived from the figalization id makes a redelivery overwrite the
+same object. A message that cannot be decoded, or keeps failing, is recorded
+`failed` and committed, so it never blocks its partition. SIGTERM finishes the
+current job, commits, and leaves the group.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.errors import KafkaError
+
+from app.domain.figalization import ImageStatus
+from app.domain.image_job import ImageJob, ImageJobError
+from app.images import FsspecImageStore, ImageStore
+from app.jobs.kafka import client_options, ensure_topic
+from app.logs import request_id_var
+from app.settings import Settings
+from app.store.engine import create_engine
+from app.store.history import History, SqlHistory
+from workers.pipeline import RetryPolicy, make_picture, record
+
+log = logging.getLogger(__name__)
+
+POLL_TIMEOUT_MS = 500
+MAX_RECORDS = 50
+
+
+async def run_worker(settings: Settings) -> int:
+    """The `figachechnaya worker` command: run until SIGTERM or SIGINT."""
+    if not settings.uses_kafka:
+        log.error("the worker needs FIGA_KAFKA_BOOTSTRAP_SERVERS; without it the app draws itself")
+        return 2
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stopping.set)
+    history = SqlHistory(create_engine(settings))
+    images = FsspecImageStore(settings)
+    policy = RetryPolicy(max_attempts=settings.image_max_attempts)
+    try:
+        consumer = await connect(settings, stopping)
+        if consumer is None:
+            return 0
+        try:
+            await consume(consumer, images, history, policy, stopping)
+        finally:
+            await consumer.stop()  # commits nothing more; leaves the group at once
+    finally:
+        await history.close()
+        await images.close()
+    log.info("worker stopped")
+    return 0
+
+
+async def connect(settings: Settings, stopping: asyncio.Event) -> AIOKafkaConsumer | None:
+    """A started consumer in the group, retrying while the broker is unreachable."""
+    backoff = 0.5
+    while not stopping.is_set():
+        consumer = AIOKafkaConsumer(
+            settings.kafka_topic,
+            **client_options(settings),
+            group_id=settings.kafka_group_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_poll_interval_ms=300_000,
+        )
+        try:
+            await ensure_topic(settings)
+            await consumer.start()
+        except (KafkaError, OSError) as error:
+            await consumer.stop()
+            log.warning("kafka not reachable yet (%s); retrying in %.1fs", error, backoff)
+            await _sleep_unless(stopping, backoff)
+            backoff = min(backoff * 2, 10.0)
+            continue
+        log.info("worker joined group %s on %s", settings.kafka_group_id, settings.kafka_topic)
+        return consumer
+    return None
+
+
+async def consume(
+    consumer: AIOKafkaConsumer,
+    images: ImageStore,
+    history: History,
+    policy: RetryPolicy,
+    stopping: asyncio.Event,
+) -> None:
+    while not stopping.is_set():
+        batches = await consumer.getmany(timeout_ms=POLL_TIMEOUT_MS, max_records=MAX_RECORDS)
+        for partition, messages in batches.items():
+            for message in messages:
+                await handle(message, images, history, policy)
+                await consumer.commit({partition: message.offset + 1})
+                if stopping.is_set():
+                    return  # the rest of the batch is redelivered to whoever takes over
+    log.info("SIGTERM: current job finished and committed, leaving the group")
+
+
+async def handle(
+    message: ConsumerRecord[bytes, bytes], images: ImageStore, history: History, policy: RetryPolicy
+) -> None:
+    key = (message.key or b"").decode("utf-8", "replace")
+    try:
+        job = ImageJob.decode(message.value or b"")
+    except ImageJobError as error:
+        log.error("bad image job at %s offset %d: %s", _where(message), message.offset, error)
+        if key:
+            await record(history, key, ImageStatus.FAILED, None, policy)
+        return
+    token = request_id_var.set(job.request_id)
+    try:
+        status = await make_picture(job, images, history, policy)
+        log.info("picture %s %s", job.figalization_id, status.value)
+    finally:
+        request_id_var.reset(token)
+
+
+def _where(message: ConsumerRecord[bytes, bytes]) -> str:
+    return str(TopicPartition(message.topic, message.partition))
+
+
+async def _sleep_unless(stopping: asyncio.Event, seconds: float) -> None:
+    try:
+        async with asyncio.timeout(seconds):
+            await stopping.wait()
+    except TimeoutError:
+        return
