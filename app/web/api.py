@@ -8,7 +8,7 @@ import msgspec
 from litestar import Controller, Request, Response, get, post
 from litestar.exceptions import NotFoundException
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.params import Parameter
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from litestar.response import Redirect
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
@@ -16,8 +16,8 @@ from app.domain.figalization import ImageStatus, image_key
 from app.domain.phrase import PhraseError
 from app.figalizations import UnknownScheme
 from app.images import ImageStoreUnavailable
-from app.runtime import Runtime
 from app.store.history import StoreUnavailable
+from app.web.deps import RuntimeDep
 from app.web.pages import request_id
 from app.web.views import ErrorView, FigalizationView, api_view
 
@@ -55,7 +55,7 @@ class ApiV2Controller(Controller):
     tags = ["figalizations"]  # noqa: RUF012
 
     @get("/schemes", operation_id="listSchemes")
-    async def schemes(self, runtime: Runtime) -> list[SchemeView]:
+    async def schemes(self, runtime: RuntimeDep) -> list[SchemeView]:
         return [SchemeView(s.id, s.name) for s in runtime.figalizer.catalogue.schemes]
 
     @post(
@@ -70,7 +70,10 @@ class ApiV2Controller(Controller):
         },
     )
     async def create(
-        self, request: Request[Any, Any, Any], runtime: Runtime, data: FigalizationRequest
+        self,
+        request: Request[Any, Any, Any],
+        runtime: RuntimeDep,
+        data: JSONBody[FigalizationRequest],
     ) -> Response[FigalizationView] | Response[ErrorView]:
         try:
             outcome = await runtime.figalizer.figalize(
@@ -85,7 +88,7 @@ class ApiV2Controller(Controller):
 
     @get("/figalizations/{figalization_id:str}", operation_id="getFigalization")
     async def read(
-        self, request: Request[Any, Any, Any], runtime: Runtime, figalization_id: str
+        self, request: Request[Any, Any, Any], runtime: RuntimeDep, figalization_id: FromPath[str]
     ) -> FigalizationView | Response[ServiceUnavailable]:
         try:
             figalization = await runtime.history.get(figalization_id)
@@ -96,7 +99,9 @@ class ApiV2Controller(Controller):
         return api_view(figalization, str(request.base_url))
 
     @get("/figalizations/{figalization_id:str}/image", operation_id="getFigalizationImage")
-    async def image(self, runtime: Runtime, figalization_id: str) -> Response[bytes] | Redirect:
+    async def image(
+        self, runtime: RuntimeDep, figalization_id: FromPath[str]
+    ) -> Response[bytes] | Redirect:
         """The PNG itself from a folder, or a redirect to where the object store serves it."""
         try:
             figalization = await runtime.history.get(figalization_id)
@@ -127,9 +132,9 @@ class ApiV2Controller(Controller):
     async def history(
         self,
         request: Request[Any, Any, Any],
-        runtime: Runtime,
-        limit: Annotated[int, Parameter(ge=1, le=100)] = 20,
-        before: str | None = None,
+        runtime: RuntimeDep,
+        limit: Annotated[int, QueryParameter(ge=1, le=100)] = 20,
+        before: FromQuery[str | None] = None,
     ) -> HistoryPage | Response[ServiceUnavailable]:
         try:
             rows = await runtime.history.page(limit=limit + 1, before=before)
@@ -141,7 +146,7 @@ class ApiV2Controller(Controller):
 
     @get("/history/latest", operation_id="getLatest")
     async def latest(
-        self, request: Request[Any, Any, Any], runtime: Runtime
+        self, request: Request[Any, Any, Any], runtime: RuntimeDep
     ) -> FigalizationView | Response[None] | Response[ServiceUnavailable]:
         try:
             figalization = await runtime.history.latest()
@@ -152,7 +157,7 @@ class ApiV2Controller(Controller):
         return api_view(figalization, str(request.base_url))
 
     @get("/stats", operation_id="getStats")
-    async def stats(self, runtime: Runtime) -> StatsView | Response[ServiceUnavailable]:
+    async def stats(self, runtime: RuntimeDep) -> StatsView | Response[ServiceUnavailable]:
         try:
             return StatsView(total=await runtime.history.total())
         except StoreUnavailable:

@@ -10,12 +10,13 @@ from typing import Any
 
 import msgspec
 from litestar import Controller, Request, Response, get, post
+from litestar.params import JSONBody
 
 from app.domain.figalization import ImageStatus
 from app.domain.phrase import PhraseError
 from app.figalizations import UnknownScheme
-from app.runtime import Runtime
 from app.store.history import StoreUnavailable
+from app.web.deps import RuntimeDep
 from app.web.pages import request_id
 from app.web.views import image_path
 
@@ -38,12 +39,15 @@ class CompatController(Controller):
     tags = ["compatibility (v1)"]  # noqa: RUF012
 
     @get("/getschemas/", operation_id="compatGetSchemas")
-    async def schemas(self, runtime: Runtime) -> dict[str, str]:
+    async def schemas(self, runtime: RuntimeDep) -> dict[str, str]:
         return {str(i): s.name for i, s in enumerate(runtime.figalizer.catalogue.schemes)}
 
     @post("/figalize/", operation_id="compatFigalize", status_code=200)
     async def figalize(
-        self, request: Request[Any, Any, Any], runtime: Runtime, data: CompatFigalizeRequest
+        self,
+        request: Request[Any, Any, Any],
+        runtime: RuntimeDep,
+        data: JSONBody[CompatFigalizeRequest],
     ) -> Response[CompatAnswer]:
         try:
             scheme_id = scheme_at(runtime, data.schema_id)
@@ -55,7 +59,7 @@ class CompatController(Controller):
         return Response(CompatAnswer(outcome.figalization.result))
 
     @get("/gethistory/", operation_id="compatGetHistory")
-    async def history(self, runtime: Runtime) -> list[tuple[int, str, str]]:
+    async def history(self, runtime: RuntimeDep) -> list[tuple[int, str, str]]:
         live = runtime.live.state
         if not live.available or live.latest is None:
             return []
@@ -63,7 +67,10 @@ class CompatController(Controller):
 
     @post("/getimageurl/", operation_id="compatGetImageUrl", status_code=200)
     async def image_url(
-        self, request: Request[Any, Any, Any], runtime: Runtime, data: CompatImageRequest
+        self,
+        request: Request[Any, Any, Any],
+        runtime: RuntimeDep,
+        data: JSONBody[CompatImageRequest],
     ) -> Response[CompatAnswer]:
         try:
             figalization = await runtime.history.newest_with_result(data.phrase.strip())
@@ -75,7 +82,7 @@ class CompatController(Controller):
         return Response(CompatAnswer(url))
 
 
-def scheme_at(runtime: Runtime, index: int | str) -> str:
+def scheme_at(runtime: RuntimeDep, index: int | str) -> str:
     """The scheme id at a catalogue index given as a number or a numeric string."""
     schemes = runtime.figalizer.catalogue.schemes
     try:

@@ -8,12 +8,13 @@ from memory (`LiveFeed`) without touching the database.
 from __future__ import annotations
 
 from litestar import Controller, Response, get
+from litestar.params import FromPath, FromQuery
 from litestar.response import Template
 from litestar.status_codes import HTTP_204_NO_CONTENT
 
 from app.domain.figalization import ImageStatus
-from app.runtime import Runtime
 from app.store.history import StoreUnavailable
+from app.web.deps import RuntimeDep
 from app.web.templating import fragment, live_context
 from app.web.views import result_view
 
@@ -25,21 +26,21 @@ class FragmentController(Controller):
     include_in_schema = False
 
     @get("/hint", name="hint")
-    async def hint(self, runtime: Runtime, v: str = "") -> Template | Response[None]:
+    async def hint(self, runtime: RuntimeDep, v: FromQuery[str] = "") -> Template | Response[None]:
         live = runtime.live.state
         if v == live.hint_version:
             return Response(None, status_code=HTTP_204_NO_CONTENT)
         return fragment("hint.html", **live_context(runtime, live))
 
     @get("/total", name="total")
-    async def total(self, runtime: Runtime, v: str = "") -> Template | Response[None]:
+    async def total(self, runtime: RuntimeDep, v: FromQuery[str] = "") -> Template | Response[None]:
         live = runtime.live.state
         if v == live.total_version:
             return Response(None, status_code=HTTP_204_NO_CONTENT)
         return fragment("total.html", **live_context(runtime, live))
 
     @get("/image/{figalization_id:str}", name="image-status")
-    async def image(self, runtime: Runtime, figalization_id: str) -> Template:
+    async def image(self, runtime: RuntimeDep, figalization_id: FromPath[str]) -> Template:
         try:
             figalization = await runtime.history.get(figalization_id)
         except StoreUnavailable:  # keep polling: the picture may be ready when the store is back

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 import msgspec
 from litestar import Controller, Response, get
+from litestar.di import NamedDependency
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from app.runtime import Runtime
@@ -84,7 +85,7 @@ class OpsController(Controller):
         return {"status": "ok"}
 
     @get("/readyz", name="readyz")
-    async def readyz(self, probe: ReadinessProbe) -> Response[Readiness]:
+    async def readyz(self, probe: NamedDependency[ReadinessProbe]) -> Response[Readiness]:
         readiness = await probe.check()
         return Response(readiness, status_code=200 if readiness.ready else 503)
 

@@ -8,13 +8,13 @@ from typing import Annotated, Any
 from litestar import Controller, Request, get, post
 from litestar.enums import RequestEncodingType
 from litestar.exceptions import NotFoundException
-from litestar.params import Body
+from litestar.params import Body, FromPath
 from litestar.response import Template
 
 from app.domain.phrase import PhraseError
 from app.figalizations import UnknownScheme
-from app.runtime import Runtime
 from app.store.history import StoreUnavailable
+from app.web.deps import RuntimeDep
 from app.web.templating import fragment, is_htmx, page
 from app.web.views import result_view
 
@@ -29,14 +29,14 @@ class PageController(Controller):
     include_in_schema = False
 
     @get("/", name="index")
-    async def index(self, runtime: Runtime) -> Template:
+    async def index(self, runtime: RuntimeDep) -> Template:
         return page(runtime, "pages/index.html")
 
     @post("/", name="figalize-form", status_code=200)
     async def figalize(
         self,
         request: Request[Any, Any, Any],
-        runtime: Runtime,
+        runtime: RuntimeDep,
         data: Annotated[FigalizeForm, Body(media_type=RequestEncodingType.URL_ENCODED)],
     ) -> Template:
         """With htmx, only the result fragment; without, the whole page with the result."""
@@ -70,7 +70,7 @@ class PageController(Controller):
 
     @get("/r/{figalization_id:str}", name="result-page")
     async def result_page(
-        self, request: Request[Any, Any, Any], runtime: Runtime, figalization_id: str
+        self, request: Request[Any, Any, Any], runtime: RuntimeDep, figalization_id: FromPath[str]
     ) -> Template:
         try:
             figalization = await runtime.history.get(figalization_id)

@@ -1,0 +1,176 @@
+"""spec/api.md § JSON API (/api/v2), against the app in the single-process mode."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+from litestar.testing import AsyncTestClient
+
+from tests.conftest import figalize, wait_until
+
+Client = AsyncTestClient[Any]
+ULID = re.compile(r"[0-9A-HJKMNP-TV-Z]{26}")
+
+
+async def test_schemes_are_listed_in_catalogue_order_default_first(client: Client) -> None:
+    response = await client.get("/api/v2/schemes")
+    assert response.status_code == 200
+    assert response.json() == [
+        {"id": "figa", "name": "Фигачечная"},
+        {"id": "khren", "name": "Хреначечная"},
+    ]
+
+
+async def test_creating_a_figalization_answers_201_and_the_object(client: Client) -> None:
+    response = await client.post("/api/v2/figalizations", json={"phrase": "  Велосипед  "})
+    assert response.status_code == 201
+    body = response.json()
+    assert ULID.fullmatch(body["id"])
+    assert body["phrase"] == "Велосипед"
+    assert body["scheme"] == "figa"
+    assert body["result"] == "Фигосипед"
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", body["created_at"])
+    assert body["image"] == {"status": "pending", "url": None}
+
+
+async def test_the_scheme_can_be_chosen(client: Client) -> None:
+    body = await figalize(client, "Велосипед", scheme="khren")
+    assert (body["scheme"], body["result"]) == ("khren", "Хреносипед")
+
+
+@pytest.mark.parametrize(
+    ("payload", "code"),
+    [
+        ({"phrase": "   "}, "empty"),
+        ({"phrase": "а" * 201}, "too_long"),
+        ({"phrase": "Hello"}, "not_russian"),
+        ({"phrase": "<b>кот</b>"}, "not_russian"),
+        ({"phrase": "кот", "scheme": "nope"}, "unknown_scheme"),
+    ],
+)
+async def test_bad_input_answers_422_with_a_code_and_changes_nothing(
+    client: Client, payload: dict[str, str], code: str
+) -> None:
+    response = await client.post("/api/v2/figalizations", json=payload)
+    assert response.status_code == 422
+    assert response.json()["error"] == code
+    assert response.json()["message"]
+    assert (await client.get("/api/v2/stats")).json() == {"total": 0}
+    assert (await client.get("/api/v2/history")).json() == {"items": [], "next": None}
+
+
+async def test_malformed_bodies_are_refused_with_the_error_shape(client: Client) -> None:
+    for body in (b"not json", b'{"phrase": 5}', b"{}"):
+        response = await client.post(
+            "/api/v2/figalizations", content=body, headers={"content-type": "application/json"}
+        )
+        assert response.status_code == 400
+        assert response.json()["error"] == "invalid_request"
+
+
+async def test_bodies_over_4_kib_are_refused_with_413(client: Client) -> None:
+    response = await client.post("/api/v2/figalizations", json={"phrase": "кот " * 1100})
+    assert response.status_code == 413
+
+
+async def test_a_figalization_can_be_read_back_by_id(client: Client) -> None:
+    created = await figalize(client, "Машина")
+    response = await client.get(f"/api/v2/figalizations/{created['id']}")
+    assert response.status_code == 200
+    assert response.json()["result"] == "Фигина"
+
+
+async def test_an_unknown_id_is_404(client: Client) -> None:
+    response = await client.get("/api/v2/figalizations/01ZZZZZZZZZZZZZZZZZZZZZZZZ")
+    assert response.status_code == 404
+    assert response.json()["error"] == "not_found"
+
+
+async def test_the_picture_becomes_ready_and_downloads_as_png(client: Client) -> None:
+    created = await figalize(client, "Велосипед")
+    url = f"/api/v2/figalizations/{created['id']}"
+
+    async def ready() -> bool:
+        return (await client.get(url)).json()["image"]["status"] == "ready"
+
+    await wait_until(ready)
+    image = (await client.get(url)).json()["image"]
+    assert image["url"].endswith(f"{url}/image")
+    response = await client.get(f"{url}/image")
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "image/png"
+    assert response.content.startswith(b"\x89PNG\r\n\x1a\n")
+
+
+async def test_the_picture_of_an_unknown_id_is_404(client: Client) -> None:
+    response = await client.get("/api/v2/figalizations/01ZZZZZZZZZZZZZZZZZZZZZZZZ/image")
+    assert response.status_code == 404
+
+
+async def test_history_is_newest_first_and_paginated_by_cursor(client: Client) -> None:
+    ids = [(await figalize(client, f"кот номер {n}"))["id"] for n in range(5)]
+    first = (await client.get("/api/v2/history", params={"limit": 2})).json()
+    assert [item["id"] for item in first["items"]] == ids[::-1][:2]
+    assert first["next"] == ids[3]
+    second = (await client.get("/api/v2/history", params={"limit": 2, "before": first["next"]}))
+    assert [item["id"] for item in second.json()["items"]] == ids[::-1][2:4]
+    last = (await client.get("/api/v2/history", params={"limit": 2, "before": ids[1]})).json()
+    assert [item["id"] for item in last["items"]] == [ids[0]]
+    assert last["next"] is None
+
+
+@pytest.mark.parametrize("limit", ["0", "101", "x"])
+async def test_history_limit_must_be_1_to_100(client: Client, limit: str) -> None:
+    response = await client.get("/api/v2/history", params={"limit": limit})
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_request"
+
+
+async def test_latest_is_204_when_empty_then_the_newest(client: Client) -> None:
+    assert (await client.get("/api/v2/history/latest")).status_code == 204
+    await figalize(client, "кот")
+    newest = await figalize(client, "Ёлка")
+    response = await client.get("/api/v2/history/latest")
+    assert response.status_code == 200
+    assert response.json()["id"] == newest["id"]
+
+
+async def test_stats_count_successful_figalizations_only(client: Client) -> None:
+    await figalize(client, "кот")
+    await client.post("/api/v2/figalizations", json={"phrase": "Hello"})
+    await figalize(client, "кот")
+    assert (await client.get("/api/v2/stats")).json() == {"total": 2}
+
+
+async def test_openapi_document_and_docs_are_served(client: Client) -> None:
+    document = (await client.get("/api/openapi.json")).json()
+    assert document["openapi"].startswith("3.")
+    for path in ("/api/v2/figalizations", "/api/v2/history", "/api/getschemas"):
+        assert path in document["paths"]
+    docs = await client.get("/api/docs")
+    assert docs.status_code == 200
+    assert "/vendor/swagger/swagger-ui-bundle.js" in docs.text  # served by us, no CDN
+
+
+async def test_cors_preflight_for_json_is_answered(client: Client) -> None:
+    response = await client.options(
+        "/api/v2/history/latest",
+        headers={
+            "Origin": "https://example.org",
+            "Access-Control-Request-Method": "GET",
+            "Access-Control-Request-Headers": "content-type",
+        },
+    )
+    assert response.status_code in (200, 204)
+    assert response.headers["access-control-allow-origin"] in ("*", "https://example.org")
+    simple = await client.get("/api/v2/stats", headers={"Origin": "https://example.org"})
+    assert simple.headers["access-control-allow-origin"] in ("*", "https://example.org")
+
+
+async def test_every_response_carries_a_request_id(client: Client) -> None:
+    given = await client.get("/api/v2/stats", headers={"X-Request-ID": "abc-123"})
+    assert given.headers["x-request-id"] == "abc-123"
+    made = await client.get("/api/v2/stats")
+    assert re.fullmatch(r"[0-9a-f]{32}", made.headers["x-request-id"])

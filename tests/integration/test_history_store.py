@@ -1,0 +1,168 @@
+"""The SQL store on both backends it supports: the same tests, SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlmodel import SQLModel
+
+from app.domain.figalization import Figalization, ImageStatus
+from app.domain.image_job import ImageJob
+from app.settings import Settings
+from app.store.engine import create_engine
+from app.store.history import SqlHistory
+from app.store.migrate import upgrade_async
+from app.store.outbox import SqlOutbox
+from app.store.tables import counter_table
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path / 'store.sqlite3'}"
+    url: str = request.getfixturevalue("postgres_url")
+    return url
+
+
+@pytest.fixture
+async def history(database_url: str) -> AsyncIterator[SqlHistory]:
+    settings = Settings(database_url=database_url)
+    await upgrade_async(settings)
+    store = SqlHistory(create_engine(settings))
+    yield store
+    await store.close()
+
+
+def make(n: int, *, result: str = "Фигосипед") -> tuple[Figalization, ImageJob]:
+    figalization = Figalization(
+        id=f"01JD{n:022d}",
+        phrase="Велосипед",
+        scheme="figa",
+        result=result,
+        created_at=datetime(2026, 11, 29, 10, 0, tzinfo=UTC) + timedelta(seconds=n),
+    )
+    job = ImageJob(figalization.id, figalization.phrase, result, "figa", "Фигачечная")
+    return figalization, job
+
+
+async def test_migrations_create_exactly_the_declared_schema(history: SqlHistory) -> None:
+    async with history.connect() as connection:
+        differences = await connection.run_sync(
+            lambda sync: compare_metadata(MigrationContext.configure(sync), SQLModel.metadata)
+        )
+    assert differences == []
+
+
+async def test_a_stored_figalization_reads_back_equal(history: SqlHistory) -> None:
+    figalization, job = make(1)
+    await history.add(figalization, job)
+    assert await history.get(figalization.id) == figalization
+    assert await history.get("unknown") is None
+
+
+async def test_latest_and_total_follow_what_was_stored(history: SqlHistory) -> None:
+    assert await history.latest() is None
+    assert await history.total() == 0
+    for n in range(3):
+        await history.add(*make(n))
+    latest = await history.latest()
+    assert latest is not None and latest.id == make(2)[0].id
+    assert await history.total() == 3
+
+
+async def test_the_total_is_read_from_a_fixed_number_of_counter_rows(history: SqlHistory) -> None:
+    for n in range(40):
+        await history.add(*make(n))
+    async with history.connect() as connection:
+        rows = await connection.scalar(sa.select(sa.func.count()).select_from(counter_table))
+    assert rows == 16  # O(1): the count never scans the figalization table
+    assert await history.total() == 40
+
+
+async def test_pages_go_newest_first_before_a_cursor(history: SqlHistory) -> None:
+    for n in range(5):
+        await history.add(*make(n))
+    first = await history.page(limit=2, before=None)
+    assert [f.id for f in first] == [make(4)[0].id, make(3)[0].id]
+    rest = await history.page(limit=10, before=first[-1].id)
+    assert [f.id for f in rest] == [make(n)[0].id for n in (2, 1, 0)]
+
+
+async def test_200_parallel_figalizations_make_200_rows_and_a_total_of_200(
+    history: SqlHistory,
+) -> None:
+    await asyncio.gather(*(history.add(*make(n)) for n in range(200)))
+    assert await history.total() == 200
+    assert len(await history.page(limit=500, before=None)) == 200
+
+
+async def test_the_picture_status_is_recorded(history: SqlHistory) -> None:
+    figalization, job = make(1)
+    await history.add(figalization, job)
+    await history.record_image(figalization.id, ImageStatus.READY, "x.png")
+    stored = await history.get(figalization.id)
+    assert stored is not None
+    assert (stored.image_status, stored.image_key) == (ImageStatus.READY, "x.png")
+
+
+async def test_newest_with_result_finds_the_newest_of_equal_results(history: SqlHistory) -> None:
+    await history.add(*make(1))
+    await history.add(*make(2))
+    await history.add(*make(3, result="Фигот"))
+    newest = await history.newest_with_result("Фигосипед")
+    assert newest is not None and newest.id == make(2)[0].id
+
+
+async def test_every_stored_figalization_has_its_job_in_the_outbox_in_order(
+    history: SqlHistory,
+) -> None:
+    outbox = SqlOutbox(history)
+    for n in range(3):
+        await history.add(*make(n))
+    assert await outbox.backlog() == 3
+    published: list[tuple[str, bytes]] = []
+
+    async def publish(messages: list[tuple[str, bytes]]) -> None:
+        published.extend(messages)
+
+    assert await outbox.relay(publish) == 3
+    assert [key for key, _ in published] == [make(n)[0].id for n in range(3)]
+    assert ImageJob.decode(published[0][1]) == make(0)[1]
+    assert await outbox.backlog() == 0
+
+
+async def test_a_failed_publish_keeps_the_jobs_in_the_outbox(history: SqlHistory) -> None:
+    outbox = SqlOutbox(history)
+    await history.add(*make(1))
+
+    async def broken(messages: list[tuple[str, bytes]]) -> None:
+        raise ConnectionError("broker down")
+
+    with pytest.raises(ConnectionError):
+        await outbox.relay(broken)
+    assert await outbox.backlog() == 1
+
+
+async def test_pictures_pending_too_long_are_found_and_requeued_once(history: SqlHistory) -> None:
+    outbox = SqlOutbox(history)
+    figalization, job = make(1)
+    await history.add(figalization, job)
+
+    async def drop(messages: list[tuple[str, bytes]]) -> None:
+        return None  # the broker "lost" them
+
+    await outbox.relay(drop)
+    later = datetime.now(UTC) + timedelta(minutes=5)
+    stale = await outbox.stale_pending(queued_before=later, limit=10)
+    assert [f.id for f in stale] == [figalization.id]
+    await outbox.requeue([job])
+    assert await outbox.backlog() == 1
+    # while its job waits in the outbox it is not stale again
+    assert await outbox.stale_pending(queued_before=later, limit=10) == []

@@ -1,0 +1,152 @@
+"""spec/api.md § HTML: the page with and without htmx, fragments and their polling rules."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from litestar.testing import AsyncTestClient
+
+from tests.conftest import figalize, wait_until
+
+Client = AsyncTestClient[Any]
+HTMX = {"HX-Request": "true"}
+
+
+def attribute(html: str, element_id: str, name: str) -> str:
+    tag = re.search(rf'<[^>]*\bid="{element_id}"[^>]*>', html)
+    assert tag, f"no element #{element_id}"
+    value = re.search(rf'\b{name}="([^"]*)"', tag.group())
+    assert value, f"#{element_id} has no {name}"
+    return value.group(1)
+
+
+async def test_the_page_has_a_labelled_field_schemes_a_button_hint_and_counter(
+    client: Client,
+) -> None:
+    response = await client.get("/")
+    assert response.status_code == 200
+    html = response.text
+    assert '<label class="field-label" for="phrase">' in html
+    assert 'name="scheme" value="figa" checked' in html
+    assert 'name="scheme" value="khren"' in html
+    assert '<button class="button" type="submit">' in html
+    assert "Станьте первым" in html
+    assert "Отфигачено уже <strong>0</strong> раз" in html
+    assert 'src="/vendor/htmx/htmx.min.js"' in html
+
+
+async def test_the_page_uses_no_inline_scripts_or_styles(client: Client) -> None:
+    await figalize(client, "кот")
+    html = (await client.get("/")).text
+    assert not re.search(r"<script(?![^>]*\bsrc=)[^>]*>", html)
+    assert " style=" not in html
+    assert "<style" not in html
+
+
+async def test_polled_regions_are_polite_live_regions(client: Client) -> None:
+    html = (await client.get("/")).text
+    assert '<div class="hint-region" aria-live="polite"><p class="hint" id="hint"' in html
+    assert '<div class="total-region" aria-live="polite"><p class="total" id="total"' in html
+    assert attribute(html, "hint", "hx-trigger") == "every 2.0s"
+
+
+async def test_the_form_without_javascript_returns_the_whole_page_with_the_result(
+    client: Client,
+) -> None:
+    response = await client.post("/", data={"phrase": "Велосипед", "scheme": "khren"})
+    assert response.status_code == 200
+    assert "<html" in response.text
+    assert "Хреносипед" in response.text
+    assert 'name="scheme" value="khren" checked' in response.text
+
+
+async def test_the_form_with_htmx_returns_only_the_result_fragment(client: Client) -> None:
+    response = await client.post("/", data={"phrase": "Велосипед", "scheme": "figa"}, headers=HTMX)
+    assert response.status_code == 200
+    assert "<html" not in response.text
+    assert "Фигосипед" in response.text
+    assert 'id="phrase-error" role="alert" hx-swap-oob="true"></p>' in response.text
+
+
+async def test_an_error_without_javascript_is_shown_at_the_field_and_nothing_is_stored(
+    client: Client,
+) -> None:
+    response = await client.post("/", data={"phrase": "Hello", "scheme": "figa"})
+    assert response.status_code == 422
+    html = response.text
+    assert 'aria-describedby="phrase-help phrase-error" aria-invalid="true"' in html
+    assert "Пишите по-русски: у нас заведение культурное</p>" in html
+    assert 'value="Hello"' in html
+    assert (await client.get("/api/v2/stats")).json() == {"total": 0}
+
+
+async def test_an_error_with_htmx_is_a_200_swapped_into_the_field_error(client: Client) -> None:
+    response = await client.post("/", data={"phrase": "", "scheme": "figa"}, headers=HTMX)
+    assert response.status_code == 200  # htmx does not swap 4xx bodies
+    assert 'hx-swap-oob="true">Введите слово или фразу</p>' in response.text
+
+
+async def test_user_text_is_always_escaped(client: Client) -> None:
+    response = await client.post("/", data={"phrase": '<script>alert("x")</script>'})
+    assert "<script>alert" not in response.text
+    assert "&lt;script&gt;" in response.text
+
+
+async def test_the_hint_shows_the_newest_figalization_and_204_when_unchanged(
+    client: Client,
+) -> None:
+    first = await client.get("/fragments/hint")
+    version = attribute(first.text, "hint", "hx-get").split("v=")[1]
+    assert (await client.get("/fragments/hint", params={"v": version})).status_code == 204
+    created = await figalize(client, "Велосипед")
+    changed = await client.get("/fragments/hint", params={"v": version})
+    assert changed.status_code == 200
+    assert "Велосипед → Фигосипед" in changed.text
+    assert f'href="/r/{created["id"]}"' in changed.text
+
+
+async def test_the_counter_updates_and_answers_204_when_unchanged(client: Client) -> None:
+    await figalize(client, "кот")
+    current = await client.get("/fragments/total")
+    assert "Отфигачено уже <strong>1</strong> раз" in current.text
+    version = attribute(current.text, "total", "hx-get").split("v=")[1]
+    assert (await client.get("/fragments/total", params={"v": version})).status_code == 204
+    await figalize(client, "кот")
+    assert "<strong>2</strong> раза" in (await client.get("/fragments/total", params={"v": version})).text
+
+
+async def test_the_picture_fragment_polls_until_ready_then_stops_with_286(client: Client) -> None:
+    created = await figalize(client, "Велосипед")
+    url = f"/fragments/image/{created['id']}"
+
+    async def finished() -> bool:
+        return (await client.get(url)).status_code == 286
+
+    await wait_until(finished)
+    final = (await client.get(url)).text
+    assert "hx-get" not in final and "hx-trigger" not in final
+    assert f'download="figachechnaya-{created["id"]}.png"' in final
+    assert 'alt="Картинка: Велосипед → Фигосипед"' in final
+
+
+async def test_a_result_has_a_permanent_page_with_open_graph_tags(client: Client) -> None:
+    created = await figalize(client, "Велосипед")
+
+    async def ready() -> bool:
+        return (await client.get(f"/api/v2/figalizations/{created['id']}")).json()["image"][
+            "status"
+        ] == "ready"
+
+    await wait_until(ready)
+    page = await client.get(f"/r/{created['id']}")
+    assert page.status_code == 200
+    assert "Фигосипед" in page.text
+    assert '<meta property="og:title" content="Велосипед → Фигосипед">' in page.text
+    assert f"/api/v2/figalizations/{created['id']}/image\">" in page.text
+
+
+async def test_an_unknown_result_page_is_a_friendly_404(client: Client) -> None:
+    response = await client.get("/r/nope", headers={"Accept": "text/html"})
+    assert response.status_code == 404
+    assert "<html" in response.text
