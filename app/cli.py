@@ -53,6 +53,9 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     from app.asgi import create_app
 
     if args.workers > 1:
+        from app.catalogue import load_catalogue
+
+        load_catalogue(settings.schemes_file)  # fail here with one line, not in every worker
         uvicorn.run(
             "app.main:app",
             host=args.host,

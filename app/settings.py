@@ -87,11 +87,17 @@ class Settings:
                 continue
             values[spec.name] = _convert(name, env[name], type(getattr(cls(), spec.name)))
         settings = cls(**values)  # type: ignore[arg-type]
-        if settings.log_format not in ("console", "json"):
-            raise SettingsError(f"{PREFIX}LOG_FORMAT must be console or json")
-        if settings.max_phrase_length < 1:
-            raise SettingsError(f"{PREFIX}MAX_PHRASE_LENGTH must be at least 1")
+        settings.check()
         return settings
+
+    def check(self) -> None:
+        """Refuse values that parse but make no sense, naming the variable."""
+        if self.log_format not in ("console", "json"):
+            raise SettingsError(f"{PREFIX}LOG_FORMAT must be console or json")
+        for name in _POSITIVE:
+            value = getattr(self, name)
+            if not value > 0:  # also refuses NaN
+                raise SettingsError(f"{PREFIX}{name.upper()} must be positive, got {value}")
 
     @property
     def uses_kafka(self) -> bool:
@@ -109,16 +115,28 @@ class Settings:
         return Path(self.database_url.split(":///", 1)[1])
 
 
+_POSITIVE = (
+    "max_phrase_length",
+    "poll_seconds",
+    "live_refresh_seconds",
+    "image_retry_seconds",
+    "image_max_attempts",
+    "db_timeout_seconds",
+    "kafka_topic_partitions",
+)
+
+
 def _convert(name: str, raw: str, kind: type) -> object:
+    """Numbers and booleans are parsed; strings are kept exactly (passwords may have spaces)."""
     try:
         if kind is bool:
             if raw.strip().lower() in ("1", "true", "yes", "on"):
                 return True
-            if raw.strip().lower() in ("0", "false", "no", "off", ""):
+            if raw.strip().lower() in ("0", "false", "no", "off"):
                 return False
             raise ValueError(raw)
         if kind in (int, float):
-            return kind(raw)
+            return kind(raw.strip())
     except ValueError as error:
         raise SettingsError(f"{name}={raw!r} is not a valid {kind.__name__}") from error
-    return raw.strip()
+    return raw

@@ -38,27 +38,28 @@ class ImageJob:
             body = json.loads(raw)
         except (UnicodeDecodeError, json.JSONDecodeError) as error:
             raise ImageJobError(f"not JSON: {error}") from error
-        if not isinstance(body, dict) or body.get("v") != VERSION:
+        version = body.get("v") if isinstance(body, dict) else None
+        if type(version) is not int or version != VERSION:
             raise ImageJobError("not a version-1 image job")
-        try:
-            job = cls(
-                figalization_id=_text(body, "figalization_id"),
-                phrase=_text(body, "phrase"),
-                result=_text(body, "result"),
-                scheme=_text(body, "scheme"),
-                scheme_name=_text(body, "scheme_name"),
-                request_id=str(body.get("request_id", "")),
-                created_at=float(body.get("created_at", 0.0)),
-            )
-        except (TypeError, ValueError) as error:
-            raise ImageJobError(str(error)) from error
+        created_at = body.get("created_at", 0.0)
+        if type(created_at) not in (int, float):
+            raise ImageJobError("field 'created_at' must be a number")
+        job = cls(
+            figalization_id=_text(body, "figalization_id"),
+            phrase=_text(body, "phrase"),
+            result=_text(body, "result"),
+            scheme=_text(body, "scheme"),
+            scheme_name=_text(body, "scheme_name"),
+            request_id=_text(body, "request_id", default=""),
+            created_at=float(created_at),
+        )
         if not job.figalization_id:
             raise ImageJobError("empty figalization_id")
         return job
 
 
-def _text(body: dict[str, object], field: str) -> str:
-    value = body.get(field)
+def _text(body: dict[str, object], field: str, default: str | None = None) -> str:
+    value = body.get(field, default)
     if not isinstance(value, str):
         raise ImageJobError(f"field {field!r} must be a string")
     return value

@@ -19,7 +19,9 @@ ErrorCode = Literal["empty", "too_long", "not_russian"]
 RUSSIAN_LETTERS = "А-Яа-яЁё"
 _ALLOWED = re.compile(rf"[{RUSSIAN_LETTERS}0-9 .,!?:;\-–—«»\"'()…№]*")
 _HAS_LETTER = re.compile(rf"[{RUSSIAN_LETTERS}]")
-_WHITESPACE = re.compile(r"\s+")
+# Python's \s also matches the separators U+001C–U+001F, which Unicode calls control
+# characters, not whitespace: those must be refused by rule 3, not collapsed.
+_WHITESPACE = re.compile(r"[^\S\x1c-\x1f]+")
 
 
 @dataclass(frozen=True, slots=True)

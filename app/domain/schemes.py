@@ -81,9 +81,14 @@ def _parse_scheme(entry: Any, *, source: str, position: int) -> Scheme:
         raise CatalogueError(source, f"{where} needs a non-empty name")
     if not isinstance(prefixes, dict):
         raise CatalogueError(source, f"{where} needs a [prefixes] table")
-    missing = [v for v in VOWELS if not _is_prefix(prefixes.get(v))]
+    missing = [v for v in VOWELS if not str(prefixes.get(v) or "").strip()]
     if missing:
         raise CatalogueError(source, f"{where} leaves vowels unmapped: {', '.join(missing)}")
+    bad = [v for v in VOWELS if not _is_prefix(prefixes[v])]
+    if bad:
+        raise CatalogueError(
+            source, f"{where} needs Russian letters only as prefixes of: {', '.join(bad)}"
+        )
     unknown = sorted(set(prefixes) - set(VOWELS))
     if unknown:
         raise CatalogueError(source, f"{where} maps non-vowels: {', '.join(unknown)}")
@@ -91,5 +96,9 @@ def _parse_scheme(entry: Any, *, source: str, position: int) -> Scheme:
     return Scheme(id=scheme_id, name=name.strip(), prefixes=MappingProxyType(capitalised))
 
 
+_PREFIX = re.compile(r"[А-Яа-яЁё]+")
+
+
 def _is_prefix(value: object) -> bool:
-    return isinstance(value, str) and bool(value.strip())
+    """Letters only: a space or sign inside a prefix would split the figalized word."""
+    return isinstance(value, str) and bool(_PREFIX.fullmatch(value))
