@@ -36,6 +36,10 @@ class Settings:
     # FIGA_KAFKA_TOPIC_PARTITIONS: partitions when the worker creates a missing topic;
     # the most worker replicas that can share the work.
     kafka_topic_partitions: int = 12
+    # FIGA_KAFKA_SESSION_TIMEOUT_MS / _HEARTBEAT_INTERVAL_MS: how fast the group notices a
+    # dead worker and hands its partitions over.
+    kafka_session_timeout_ms: int = 10_000
+    kafka_heartbeat_interval_ms: int = 3_000
     # FIGA_KAFKA_SECURITY_PROTOCOL: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL.
     kafka_security_protocol: str = "PLAINTEXT"
     # FIGA_KAFKA_SASL_MECHANISM / _USERNAME / _PASSWORD: for managed Kafka.

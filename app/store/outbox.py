@@ -35,14 +35,21 @@ class SqlOutbox:
             .limit(limit)
             .with_for_update(skip_locked=True)
         )
+        failure: Exception | None = None
         async with self._history.connect(write=True) as connection:
             rows = (await connection.execute(query)).all()
             if not rows:
                 return 0
-            await publish([(row.figalization_id, row.payload) for row in rows])
-            await connection.execute(
-                outbox_table.delete().where(outbox_table.c.seq.in_([row.seq for row in rows]))
-            )
+            try:
+                await publish([(row.figalization_id, row.payload) for row in rows])
+            except Exception as error:  # the queue's failure, not the database's: rows stay
+                failure = error
+            else:
+                await connection.execute(
+                    outbox_table.delete().where(outbox_table.c.seq.in_([row.seq for row in rows]))
+                )
+        if failure is not None:
+            raise failure
         return len(rows)
 
     async def backlog(self) -> int:

@@ -19,7 +19,7 @@ from app.images import ImageStoreUnavailable
 from app.store.history import StoreUnavailable
 from app.web.deps import RuntimeDep
 from app.web.pages import request_id
-from app.web.views import ErrorView, FigalizationView, api_view
+from app.web.views import ErrorView, FigalizationView, ImageView, api_view
 
 
 class SchemeView(msgspec.Struct):
@@ -66,7 +66,12 @@ class ApiV2Controller(Controller):
             422: ResponseSpec(
                 data_container=ErrorView,
                 description="A bad phrase (empty, too_long, not_russian) or unknown_scheme",
-            )
+            ),
+            200: ResponseSpec(
+                data_container=FigalizationView,
+                description="Figalized while the database is down: not stored, not counted, "
+                "no picture (header X-Figalization-Stored: false)",
+            ),
         },
     )
     async def create(
@@ -84,6 +89,9 @@ class ApiV2Controller(Controller):
         except UnknownScheme as error:
             return Response(ErrorView("unknown_scheme", error.message), status_code=422)
         view = api_view(outcome.figalization, str(request.base_url))
+        if not outcome.stored:  # database down: the answer stands, but nothing was created
+            view.image = ImageView(status="failed", url=None)
+            return Response(view, status_code=200, headers={"X-Figalization-Stored": "false"})
         return Response(view, status_code=HTTP_201_CREATED)
 
     @get("/figalizations/{figalization_id:str}", operation_id="getFigalization")
