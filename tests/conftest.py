@@ -18,7 +18,7 @@ from litestar.testing import AsyncTestClient
 from app.asgi import create_app
 from app.settings import Settings
 
-pytest_plugins = ["tests.services.fixtures"] if (Path(__file__).parent / "services" / "fixtures.py").exists() else []  # TEMP until the fixtures land
+pytest_plugins = ["tests.services.fixtures"]
 
 AppClient = Callable[..., Awaitable[AsyncTestClient[Any]]]
 
@@ -57,17 +57,19 @@ async def app_client() -> AsyncIterator[AppClient]:
 
 
 async def wait_until(
-    condition: Callable[[], Awaitable[bool]], *, timeout: float = 20.0, every: float = 0.1
+    condition: Callable[[], Awaitable[bool]], *, within: float = 20.0, every: float = 0.1
 ) -> None:
-    """Poll an async condition; fail the test with a clear message on timeout."""
-    deadline = asyncio.get_running_loop().time() + timeout
+    """Poll an async condition; fail the test with a clear message when it never holds."""
+    deadline = asyncio.get_running_loop().time() + within
     while not await condition():
         if asyncio.get_running_loop().time() > deadline:
-            pytest.fail(f"condition not met within {timeout}s")
+            pytest.fail(f"{condition.__name__} did not hold within {within}s")
         await asyncio.sleep(every)
 
 
-async def figalize(client: httpx.AsyncClient | AsyncTestClient[Any], phrase: str, **extra: Any) -> Any:
+async def figalize(
+    client: httpx.AsyncClient | AsyncTestClient[Any], phrase: str, **extra: Any
+) -> Any:
     response = await client.post("/api/v2/figalizations", json={"phrase": phrase, **extra})
     assert response.status_code == 201, response.text
     return response.json()

@@ -63,7 +63,7 @@ async def test_a_database_outage_degrades_storage_only_and_recovers(
     async def ready_again() -> bool:
         return (await client.get("/readyz")).status_code == 200
 
-    await wait_until(ready_again, timeout=30)
+    await wait_until(ready_again, within=30)
     await figalize(client, "Машина")
     assert (await client.get("/api/v2/stats")).json() == {"total": 2}
     latest = (await client.get("/api/v2/history/latest")).json()

@@ -73,7 +73,8 @@ async def test_latest_and_total_follow_what_was_stored(history: SqlHistory) -> N
     for n in range(3):
         await history.add(*make(n))
     latest = await history.latest()
-    assert latest is not None and latest.id == make(2)[0].id
+    assert latest is not None
+    assert latest.id == make(2)[0].id
     assert await history.total() == 3
 
 
@@ -117,7 +118,8 @@ async def test_newest_with_result_finds_the_newest_of_equal_results(history: Sql
     await history.add(*make(2))
     await history.add(*make(3, result="Фигот"))
     newest = await history.newest_with_result("Фигосипед")
-    assert newest is not None and newest.id == make(2)[0].id
+    assert newest is not None
+    assert newest.id == make(2)[0].id
 
 
 async def test_every_stored_figalization_has_its_job_in_the_outbox_in_order(

@@ -113,7 +113,10 @@ async def test_the_counter_updates_and_answers_204_when_unchanged(client: Client
     version = attribute(current.text, "total", "hx-get").split("v=")[1]
     assert (await client.get("/fragments/total", params={"v": version})).status_code == 204
     await figalize(client, "кот")
-    assert "<strong>2</strong> раза" in (await client.get("/fragments/total", params={"v": version})).text
+    assert (
+        "<strong>2</strong> раза"
+        in (await client.get("/fragments/total", params={"v": version})).text
+    )
 
 
 async def test_the_picture_fragment_polls_until_ready_then_stops_with_286(client: Client) -> None:
@@ -125,7 +128,8 @@ async def test_the_picture_fragment_polls_until_ready_then_stops_with_286(client
 
     await wait_until(finished)
     final = (await client.get(url)).text
-    assert "hx-get" not in final and "hx-trigger" not in final
+    assert "hx-get" not in final
+    assert "hx-trigger" not in final
     assert f'download="figachechnaya-{created["id"]}.png"' in final
     assert 'alt="Картинка: Велосипед → Фигосипед"' in final
 
@@ -143,7 +147,7 @@ async def test_a_result_has_a_permanent_page_with_open_graph_tags(client: Client
     assert page.status_code == 200
     assert "Фигосипед" in page.text
     assert '<meta property="og:title" content="Велосипед → Фигосипед">' in page.text
-    assert f"/api/v2/figalizations/{created['id']}/image\">" in page.text
+    assert f'/api/v2/figalizations/{created["id"]}/image">' in page.text
 
 
 async def test_an_unknown_result_page_is_a_friendly_404(client: Client) -> None:
