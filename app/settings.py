@@ -94,6 +94,16 @@ class Settings:
         settings.check()
         return settings
 
+    def to_env(self) -> dict[str, str]:
+        """The `FIGA_*` variables that reproduce these settings in another process."""
+        env: dict[str, str] = {}
+        for spec in fields(self):
+            value = getattr(self, spec.name)
+            env[PREFIX + spec.name.upper()] = (
+                str(value).lower() if isinstance(value, bool) else str(value)
+            )
+        return env
+
     def check(self) -> None:
         """Refuse values that parse but make no sense, naming the variable."""
         if self.log_format not in ("console", "json"):
