@@ -114,7 +114,7 @@ async def test_history_is_newest_first_and_paginated_by_cursor(client: Client) -
     first = (await client.get("/api/v2/history", params={"limit": 2})).json()
     assert [item["id"] for item in first["items"]] == ids[::-1][:2]
     assert first["next"] == ids[3]
-    second = (await client.get("/api/v2/history", params={"limit": 2, "before": first["next"]}))
+    second = await client.get("/api/v2/history", params={"limit": 2, "before": first["next"]})
     assert [item["id"] for item in second.json()["items"]] == ids[::-1][2:4]
     last = (await client.get("/api/v2/history", params={"limit": 2, "before": ids[1]})).json()
     assert [item["id"] for item in last["items"]] == [ids[0]]

@@ -12,7 +12,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -66,7 +66,7 @@ async def stack(
     s3_bucket: str,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
-) -> AsyncIterator[Stack]:
+) -> Stack:
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", str(s3_service.key))
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", str(s3_service.secret))
     settings = Settings(
@@ -81,7 +81,7 @@ async def stack(
         live_refresh_seconds=0.2,
     )
     await upgrade_async(settings)
-    yield Stack(settings, kafka_service, s3_service, s3_bucket, tmp_path)
+    return Stack(settings, kafka_service, s3_service, s3_bucket, tmp_path)
 
 
 class Workers:
