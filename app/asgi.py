@@ -48,6 +48,7 @@ from app.web.api import ApiV2Controller
 from app.web.compat import CompatController
 from app.web.errors import exception_handlers
 from app.web.fragments import FragmentController
+from app.web.metrics_middleware import metrics_middleware
 from app.web.ops import OpsController, ReadinessProbe
 from app.web.pages import PageController
 from app.web.request_id import request_id_middleware
@@ -153,7 +154,7 @@ def create_app(settings: Settings) -> Litestar:
         },
         lifespan=[lifespan],
         logging_config=None,  # app.logs configured the root logger
-        middleware=[request_id_middleware],
+        middleware=[metrics_middleware, request_id_middleware],
         exception_handlers=exception_handlers(),
         request_max_body_size=MAX_BODY_BYTES,
         cors_config=CORSConfig(

@@ -16,8 +16,9 @@ from app.domain import messages
 from app.domain.figalization import Figalization
 from app.domain.figalize import figalize
 from app.domain.image_job import ImageJob
-from app.domain.phrase import validate
+from app.domain.phrase import PhraseError, validate
 from app.domain.schemes import Catalogue, Scheme
+from app.metrics import FIGALIZATIONS, REJECTED_INPUTS
 from app.store.history import History, StoreUnavailable
 
 log = logging.getLogger(__name__)
@@ -61,8 +62,15 @@ class Figalizer:
 
     async def figalize(self, text: str, scheme_id: str | None, *, request_id: str = "") -> Outcome:
         """Raises `PhraseError` or `UnknownScheme` for bad input; never for a down database."""
-        scheme = self.scheme(scheme_id)
-        phrase = validate(text, max_length=self._max_length)
+        try:
+            scheme = self.scheme(scheme_id)
+            phrase = validate(text, max_length=self._max_length)
+        except PhraseError as error:
+            REJECTED_INPUTS.labels(error.code).inc()
+            raise
+        except UnknownScheme:
+            REJECTED_INPUTS.labels("unknown_scheme").inc()
+            raise
         figalization = Figalization(
             id=self._new_id(),
             phrase=phrase,
@@ -74,7 +82,9 @@ class Figalizer:
             await self.history.add(figalization, self.image_job(figalization, request_id))
         except StoreUnavailable as error:
             log.warning("figalization answered but not stored: %s", error)
+            FIGALIZATIONS.labels(scheme.id, "false").inc()
             return Outcome(figalization, stored=False)
+        FIGALIZATIONS.labels(scheme.id, "true").inc()
         self._on_stored(figalization)
         return Outcome(figalization, stored=True)
 

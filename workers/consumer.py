@@ -17,12 +17,14 @@ import signal
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
+from prometheus_client import start_http_server
 
 from app.domain.figalization import ImageStatus
 from app.domain.image_job import ImageJob, ImageJobError
 from app.images import FsspecImageStore, ImageStore
 from app.jobs.kafka import client_options, ensure_topic
 from app.logs import request_id_var
+from app.metrics import CONSUMER_LAG, JOBS_CONSUMED, JOBS_DONE
 from app.settings import Settings
 from app.store.engine import create_engine
 from app.store.history import History, SqlHistory
@@ -43,6 +45,8 @@ async def run_worker(settings: Settings) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stopping.set)
+    if settings.worker_metrics_port:
+        start_http_server(settings.worker_metrics_port, addr=settings.worker_metrics_host)
     history = SqlHistory(create_engine(settings))
     images = FsspecImageStore(settings)
     policy = RetryPolicy(max_attempts=settings.image_max_attempts)
@@ -72,6 +76,8 @@ async def connect(settings: Settings, stopping: asyncio.Event) -> AIOKafkaConsum
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             max_poll_interval_ms=300_000,
+            session_timeout_ms=settings.kafka_session_timeout_ms,
+            heartbeat_interval_ms=settings.kafka_heartbeat_interval_ms,
         )
         try:
             await ensure_topic(settings)
@@ -98,10 +104,12 @@ async def consume(
         batches = await consumer.getmany(timeout_ms=POLL_TIMEOUT_MS, max_records=MAX_RECORDS)
         for partition, messages in batches.items():
             for message in messages:
+                JOBS_CONSUMED.inc()
                 await handle(message, images, history, policy)
                 await consumer.commit({partition: message.offset + 1})
                 if stopping.is_set():
                     return  # the rest of the batch is redelivered to whoever takes over
+        await measure_lag(consumer)
     log.info("SIGTERM: current job finished and committed, leaving the group")
 
 
@@ -113,6 +121,7 @@ async def handle(
         job = ImageJob.decode(message.value or b"")
     except ImageJobError as error:
         log.error("bad image job at %s offset %d: %s", _where(message), message.offset, error)
+        JOBS_DONE.labels("invalid").inc()
         if key:
             await record(history, key, ImageStatus.FAILED, None, policy)
         return
@@ -122,6 +131,15 @@ async def handle(
         log.info("picture %s %s", job.figalization_id, status.value)
     finally:
         request_id_var.reset(token)
+
+
+async def measure_lag(consumer: AIOKafkaConsumer) -> None:
+    """Lag per assigned partition: the broker's end offset minus our position."""
+    for partition in consumer.assignment():
+        end = consumer.highwater(partition)
+        if end is not None:
+            position = await consumer.position(partition)
+            CONSUMER_LAG.labels(str(partition.partition)).set(max(0, end - position))
 
 
 def _where(message: ConsumerRecord[bytes, bytes]) -> str:

@@ -8,6 +8,7 @@ from app.domain.figalization import ImageStatus
 from app.domain.image_job import ImageJob, ImageJobError
 from app.images import ImageStore
 from app.jobs.inprocess import InProcessQueue
+from app.metrics import JOBS_CONSUMED, JOBS_DONE
 from app.store.history import History
 from workers.pipeline import RetryPolicy, make_picture, record
 
@@ -20,10 +21,12 @@ async def serve_in_process(
     """Draw every queued job, one at a time, until cancelled."""
     while True:
         key, payload = await queue.get()
+        JOBS_CONSUMED.inc()
         try:
             job = ImageJob.decode(payload)
         except ImageJobError as error:
             log.error("dropping bad image job %s: %s", key, error)
+            JOBS_DONE.labels("invalid").inc()
             await record(history, key, ImageStatus.FAILED, None, policy)
             continue
         await make_picture(job, images, history, policy)

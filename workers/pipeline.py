@@ -11,11 +11,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass
 
 from app.domain.figalization import ImageStatus, image_key
 from app.domain.image_job import ImageJob
 from app.images import ImageStore, ImageStoreUnavailable
+from app.metrics import (
+    END_TO_END_SECONDS,
+    JOBS_DONE,
+    LAST_PICTURE,
+    RENDER_SECONDS,
+    STORE_RETRIES,
+    UPLOAD_SECONDS,
+)
 from app.store.history import History, StoreUnavailable
 from workers.render import render_card
 
@@ -34,9 +43,10 @@ class RetryPolicy:
 
 async def render(job: ImageJob) -> bytes:
     """Pillow work runs in a thread: it must not stall the event loop it shares."""
-    return await asyncio.to_thread(
-        render_card, phrase=job.phrase, result=job.result, scheme_name=job.scheme_name
-    )
+    with RENDER_SECONDS.time():
+        return await asyncio.to_thread(
+            render_card, phrase=job.phrase, result=job.result, scheme_name=job.scheme_name
+        )
 
 
 async def make_picture(
@@ -44,6 +54,11 @@ async def make_picture(
 ) -> ImageStatus:
     status, key = await _draw_and_store(job, images, policy)
     await record(history, job.figalization_id, status, key, policy)
+    JOBS_DONE.labels(status.value).inc()
+    if status is ImageStatus.READY:
+        LAST_PICTURE.set_to_current_time()
+        if job.created_at:
+            END_TO_END_SECONDS.observe(max(0.0, time.time() - job.created_at))
     return status
 
 
@@ -58,7 +73,8 @@ async def _draw_and_store(
     key = image_key(job.figalization_id)
     for attempt in range(1, policy.max_attempts + 1):
         try:
-            await images.put(key, png)
+            with UPLOAD_SECONDS.time():
+                await images.put(key, png)
         except ImageStoreUnavailable as error:
             log.warning(
                 "storing picture %s failed (attempt %d/%d): %s",
@@ -68,6 +84,7 @@ async def _draw_and_store(
                 error,
             )
             if attempt < policy.max_attempts:
+                STORE_RETRIES.inc()
                 await asyncio.sleep(policy.backoff(attempt))
         else:
             return ImageStatus.READY, key

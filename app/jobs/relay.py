@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from app.domain.figalization import Figalization
 from app.domain.image_job import ImageJob
 from app.jobs.queue import JobQueue, QueueUnavailable
+from app.metrics import JOBS_RELAYED, JOBS_REQUEUED, OUTBOX_BACKLOG
 from app.store.history import StoreUnavailable
 from app.store.outbox import SqlOutbox
 
@@ -33,7 +35,7 @@ class OutboxRelay:
         self._queue = queue
         self._idle_seconds = idle_seconds
         self._wakeup = asyncio.Event()
-        self.relayed = 0
+        self._backlog_measured_at = 0.0
 
     def wake(self) -> None:
         self._wakeup.set()
@@ -62,9 +64,17 @@ class OutboxRelay:
         while True:
             sent = await self._outbox.relay(self._queue.publish, limit=BATCH)
             total += sent
-            self.relayed += sent
+            JOBS_RELAYED.inc(sent)
             if sent < BATCH:
+                await self._measure_backlog()
                 return total
+
+    async def _measure_backlog(self) -> None:
+        """At most once a second: a count of the outbox is cheap, but not per request."""
+        now = time.monotonic()
+        if now - self._backlog_measured_at >= 1.0:
+            self._backlog_measured_at = now
+            OUTBOX_BACKLOG.set(await self._outbox.backlog())
 
 
 class Reconciler:
@@ -96,6 +106,7 @@ class Reconciler:
         )
         if stale:
             await self._outbox.requeue([self._job_for(figalization) for figalization in stale])
+            JOBS_REQUEUED.inc(len(stale))
             log.info("re-queued %d pictures still pending", len(stale))
             self._relay.wake()
         return len(stale)
