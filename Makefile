@@ -25,11 +25,19 @@ run: $(VENV)/.synced
 lint: $(VENV)/.synced
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/bandit -q -r app workers --severity-level medium
+
+tools/checkov/.venv/.synced: tools/checkov/pyproject.toml tools/checkov/uv.lock | $(UV)
+	$(UV) sync --project tools/checkov --locked --quiet
+	touch $@
+
+deploy-check: $(VENV)/.synced tools/checkov/.venv/.synced
+	$(VENV)/bin/pytest tests/deploy
 
 typecheck: $(VENV)/.synced
 	$(VENV)/bin/mypy
 
-test: lint typecheck
+test: lint typecheck tools/checkov/.venv/.synced
 	$(VENV)/bin/pytest
 
 clean:

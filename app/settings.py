@@ -42,6 +42,9 @@ class Settings:
     kafka_heartbeat_interval_ms: int = 3_000
     # FIGA_KAFKA_SECURITY_PROTOCOL: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL.
     kafka_security_protocol: str = "PLAINTEXT"
+    # FIGA_KAFKA_SSL_CAFILE: CA bundle for SSL/SASL_SSL (e.g. a cloud's own root CA);
+    # empty → the system's trusted CAs.
+    kafka_ssl_cafile: str = ""
     # FIGA_KAFKA_SASL_MECHANISM / _USERNAME / _PASSWORD: for managed Kafka.
     kafka_sasl_mechanism: str = ""
     kafka_sasl_username: str = ""

@@ -13,6 +13,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
+from aiokafka.helpers import create_ssl_context
 
 from app.jobs.queue import Message, QueueUnavailable
 from app.settings import Settings
@@ -28,6 +29,8 @@ def client_options(settings: Settings) -> dict[str, Any]:
         "request_timeout_ms": 10_000,
         "retry_backoff_ms": 200,
     }
+    if settings.kafka_security_protocol.endswith("SSL"):
+        options["ssl_context"] = create_ssl_context(cafile=settings.kafka_ssl_cafile or None)
     if settings.kafka_sasl_mechanism:
         options |= {
             "sasl_mechanism": settings.kafka_sasl_mechanism,

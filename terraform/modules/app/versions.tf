@@ -1,0 +1,10 @@
+terraform {
+  required_providers {
+    kubernetes = {
+      source = "hashicorp/kubernetes"
+    }
+    kustomization = {
+      source = "kbst/kustomization"
+    }
+  }
+}

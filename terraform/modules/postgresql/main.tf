@@ -1,0 +1,77 @@
+# Managed PostgreSQL: one host per zone (automatic failover), private
+# addresses only, backups kept a week, deletion protection on. Each
+# environment owns a database and a user with a generated password that
+# only the Terraform state (an encrypted, private bucket) and the
+# Kubernetes Secret ever hold.
+
+resource "yandex_mdb_postgresql_cluster" "this" {
+  name                = var.name
+  environment         = "PRODUCTION"
+  network_id          = var.network_id
+  security_group_ids  = var.security_group_ids
+  deletion_protection = true
+  labels              = var.labels
+
+  config {
+    version = var.postgresql_version
+
+    resources {
+      resource_preset_id = var.preset
+      disk_type_id       = "network-ssd"
+      disk_size          = var.disk_size
+    }
+
+    backup_retain_period_days = 7
+
+    backup_window_start {
+      hours   = 2
+      minutes = 0
+    }
+
+    access {
+      data_lens     = false
+      web_sql       = false
+      serverless    = false
+      data_transfer = false
+    }
+  }
+
+  dynamic "host" {
+    for_each = var.subnet_ids
+    content {
+      zone             = host.key
+      subnet_id        = host.value
+      assign_public_ip = false
+    }
+  }
+
+  maintenance_window {
+    type = "WEEKLY"
+    day  = "MON"
+    hour = 3
+  }
+}
+
+resource "random_password" "user" {
+  for_each = var.databases
+
+  length  = 32
+  special = false
+}
+
+resource "yandex_mdb_postgresql_user" "this" {
+  for_each = var.databases
+
+  cluster_id = yandex_mdb_postgresql_cluster.this.id
+  name       = each.value
+  password   = random_password.user[each.key].result
+  conn_limit = 50
+}
+
+resource "yandex_mdb_postgresql_database" "this" {
+  for_each = var.databases
+
+  cluster_id = yandex_mdb_postgresql_cluster.this.id
+  name       = each.value
+  owner      = yandex_mdb_postgresql_user.this[each.key].name
+}

@@ -1,0 +1,10 @@
+terraform {
+  required_providers {
+    yandex = {
+      source = "yandex-cloud/yandex"
+    }
+    random = {
+      source = "hashicorp/random"
+    }
+  }
+}

@@ -1,0 +1,73 @@
+variable "cloud_id" {
+  description = "Yandex Cloud cloud ID."
+  type        = string
+}
+
+variable "folder_id" {
+  description = "Yandex Cloud folder that holds every resource of the service."
+  type        = string
+}
+
+variable "default_zone" {
+  description = "Zone for resources that live in one zone."
+  type        = string
+  default     = "ru-central1-a"
+}
+
+variable "subnets" {
+  description = "One private subnet per availability zone: zone => CIDR. k8s/base/networkpolicy.yaml allows 10.10.0.0/16."
+  type        = map(string)
+  default = {
+    "ru-central1-a" = "10.10.0.0/24"
+    "ru-central1-b" = "10.10.1.0/24"
+    "ru-central1-d" = "10.10.2.0/24"
+  }
+}
+
+variable "domain" {
+  description = "Public DNS zone of the service; prod is served at the apex, dev at dev.<domain>."
+  type        = string
+  default     = "figachechnaya.ru"
+}
+
+variable "kubernetes_version" {
+  description = "Kubernetes minor version of the managed cluster (k8s manifests are validated against it)."
+  type        = string
+  default     = "1.32"
+}
+
+variable "node_count" {
+  description = "Autoscaling bounds of the node group in each zone."
+  type        = object({ min = number, max = number })
+  default     = { min = 1, max = 3 }
+}
+
+variable "postgresql_preset" {
+  description = "Managed PostgreSQL host class."
+  type        = string
+  default     = "s3-c2-m8"
+}
+
+variable "kafka_topics" {
+  description = "Image job topics => partition count. The worker HPA maximum of each environment must not exceed it."
+  type        = map(number)
+  default = {
+    "figachechnaya.images"     = 12
+    "figachechnaya.images.dev" = 3
+  }
+}
+
+variable "bucket_name" {
+  description = "Object Storage bucket of the pictures (FIGA_IMAGE_STORE_URL in k8s/base)."
+  type        = string
+  default     = "figachechnaya-images"
+}
+
+variable "image_tags" {
+  description = "Image tag deployed by terraform per environment; CI deploys newer ones itself."
+  type        = map(string)
+  default = {
+    prod = "v0.1.0"
+    dev  = "main"
+  }
+}
