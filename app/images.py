@@ -48,8 +48,14 @@ class FsspecImageStore:
             options["config_kwargs"] = {
                 "request_checksum_calculation": "when_required",
                 "response_checksum_validation": "when_required",
+                "connect_timeout": 3,
+                "read_timeout": 15,
+                "retries": {"max_attempts": 2},
             }
         self._fs = fsspec.filesystem(protocol or "file", **options)
+        if not self._local:
+            # s3fs retries on its own too; the worker's RetryPolicy is the one retry loop.
+            self._fs.retries = 1
 
     @property
     def serves_itself(self) -> bool:

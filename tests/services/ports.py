@@ -1,0 +1,20 @@
+"""Free TCP ports for the test servers.
+
+A port from the OS is free when we ask; a server started right after binds it.
+The same port is kept across a service's stop and start, so clients configured
+once keep the same address.
+"""
+
+from __future__ import annotations
+
+import socket
+
+LOCALHOST = "127.0.0.1"
+
+
+def free_port(host: str = LOCALHOST) -> int:
+    """A TCP port nobody listens on right now, chosen by the OS."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((host, 0))
+        port: int = probe.getsockname()[1]
+        return port
