@@ -15,6 +15,8 @@ from app.domain.schemes import CatalogueError
 from app.logs import configure_logging
 from app.settings import Settings, SettingsError
 
+GRACE_SECONDS = 20  # SIGTERM: in-flight requests get this long (Kubernetes waits 30 s)
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="figachechnaya", description=__doc__)
@@ -58,6 +60,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         load_catalogue(settings.schemes_file)  # fail here with one line, not in every worker
         uvicorn.run(
             "app.main:app",
+            timeout_graceful_shutdown=GRACE_SECONDS,
             host=args.host,
             port=args.port,
             workers=args.workers,
@@ -68,7 +71,13 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     app = create_app(settings)
     uvicorn.run(
-        app, host=args.host, port=args.port, log_config=None, access_log=False, proxy_headers=True
+        app,
+        timeout_graceful_shutdown=GRACE_SECONDS,
+        host=args.host,
+        port=args.port,
+        log_config=None,
+        access_log=False,
+        proxy_headers=True,
     )
     return 0
 

@@ -22,7 +22,7 @@ from prometheus_client import start_http_server
 from app.domain.figalization import ImageStatus
 from app.domain.image_job import ImageJob, ImageJobError
 from app.images import FsspecImageStore, ImageStore
-from app.jobs.kafka import client_options, ensure_topic
+from app.jobs.kafka import REQUEST_ID_HEADER, client_options, ensure_topic
 from app.logs import request_id_var
 from app.metrics import CONSUMER_LAG, JOBS_CONSUMED, JOBS_DONE
 from app.settings import Settings
@@ -125,7 +125,7 @@ async def handle(
         if key:
             await record(history, key, ImageStatus.FAILED, None, policy)
         return
-    token = request_id_var.set(job.request_id)
+    token = request_id_var.set(_request_id(message) or job.request_id)
     try:
         status = await make_picture(job, images, history, policy)
         log.info("picture %s %s", job.figalization_id, status.value)
@@ -140,6 +140,13 @@ async def measure_lag(consumer: AIOKafkaConsumer) -> None:
         if end is not None:
             position = await consumer.position(partition)
             CONSUMER_LAG.labels(str(partition.partition)).set(max(0, end - position))
+
+
+def _request_id(message: ConsumerRecord[bytes, bytes]) -> str:
+    for name, value in message.headers or ():
+        if name == REQUEST_ID_HEADER:
+            return bytes(value).decode("utf-8", "replace")
+    return ""
 
 
 def _where(message: ConsumerRecord[bytes, bytes]) -> str:
