@@ -52,6 +52,7 @@ from app.web.metrics_middleware import metrics_middleware
 from app.web.ops import OpsController, ReadinessProbe
 from app.web.pages import PageController
 from app.web.request_id import request_id_middleware
+from app.web.security import csrf_config, rate_limit_config, security_headers_middleware
 from app.web.templating import register_filters
 from workers.inprocess import serve_in_process
 from workers.pipeline import RetryPolicy
@@ -154,7 +155,13 @@ def create_app(settings: Settings) -> Litestar:
         },
         lifespan=[lifespan],
         logging_config=None,  # app.logs configured the root logger
-        middleware=[metrics_middleware, request_id_middleware],
+        middleware=[
+            metrics_middleware,
+            request_id_middleware,
+            security_headers_middleware(settings),
+            *([limits.middleware] if (limits := rate_limit_config(settings)) else []),
+        ],
+        csrf_config=csrf_config(settings),
         exception_handlers=exception_handlers(),
         request_max_body_size=MAX_BODY_BYTES,
         cors_config=CORSConfig(

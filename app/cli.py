@@ -67,6 +67,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
             log_config=None,
             access_log=False,
             proxy_headers=True,
+            forwarded_allow_ips=settings.forwarded_allow_ips,
         )
         return 0
     app = create_app(settings)
@@ -78,6 +79,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         log_config=None,
         access_log=False,
         proxy_headers=True,
+        forwarded_allow_ips=settings.forwarded_allow_ips,
     )
     return 0
 

@@ -82,6 +82,12 @@ class Settings:
     worker_metrics_host: str = "127.0.0.1"
     # FIGA_RATE_LIMIT_PER_MINUTE: figalizations per client per minute; 0 disables.
     rate_limit_per_minute: int = 0
+    # FIGA_SECRET_KEY: signs CSRF tokens; set the same value on every replica
+    # (empty → a random key per process, fine for one process).
+    secret_key: str = ""
+    # FIGA_FORWARDED_ALLOW_IPS: proxies whose X-Forwarded-For/-Proto are trusted
+    # (the client address rate limiting uses, and https for HSTS).
+    forwarded_allow_ips: str = "127.0.0.1"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

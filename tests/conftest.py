@@ -7,6 +7,7 @@ once per session and only when a test asks for them.
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -73,3 +74,14 @@ async def figalize(
     response = await client.post("/api/v2/figalizations", json={"phrase": phrase, **extra})
     assert response.status_code == 201, response.text
     return response.json()
+
+
+async def post_form(
+    client: AsyncTestClient[Any], data: dict[str, str], *, htmx: bool = False
+) -> httpx.Response:
+    """Submit the page's form as a browser would: with the CSRF token the page carried."""
+    page = (await client.get("/")).text
+    token = re.search(r'name="_csrf_token" value="([^"]+)"', page)
+    assert token, "the form carries no CSRF token"
+    headers = {"HX-Request": "true", "X-CSRFToken": token.group(1)} if htmx else {}
+    return await client.post("/", data={**data, "_csrf_token": token.group(1)}, headers=headers)

@@ -56,6 +56,8 @@ def _handle(request: Request[Any, Any, Any], error: Exception) -> Response[Any]:
                 or detail
             )
         headers = dict(error.headers or {})
+        if status == 429 and "RateLimit-Reset" in headers:  # Litestar names it; clients read this
+            headers["Retry-After"] = headers["RateLimit-Reset"]
     else:
         log.exception("unhandled error on %s", request.url.path, exc_info=error)
         status, detail, headers = HTTP_500_INTERNAL_SERVER_ERROR, "internal error", {}

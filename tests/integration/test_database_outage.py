@@ -13,10 +13,8 @@ import pytest
 
 from app.settings import Settings
 from app.store.migrate import upgrade_async
-from tests.conftest import AppClient, figalize, wait_until
+from tests.conftest import AppClient, figalize, post_form, wait_until
 from tests.services.postgres import PostgresService
-
-HTMX = {"HX-Request": "true"}
 
 
 async def test_a_database_outage_degrades_storage_only_and_recovers(
@@ -43,7 +41,7 @@ async def test_a_database_outage_degrades_storage_only_and_recovers(
         assert (
             await client.post("/api/figalize/", json={"schema_id": 0, "phrase": "кот"})
         ).json() == {"data": "фигот"}
-        fragment = await client.post("/", data={"phrase": "Машина"}, headers=HTMX)
+        fragment = await post_form(client, {"phrase": "Машина"}, htmx=True)
         assert "Фигина" in fragment.text
         assert "Не сохранено" in fragment.text
 

@@ -7,10 +7,9 @@ from typing import Any
 
 from litestar.testing import AsyncTestClient
 
-from tests.conftest import figalize, wait_until
+from tests.conftest import figalize, post_form, wait_until
 
 Client = AsyncTestClient[Any]
-HTMX = {"HX-Request": "true"}
 
 
 def attribute(html: str, element_id: str, name: str) -> str:
@@ -54,7 +53,7 @@ async def test_polled_regions_are_polite_live_regions(client: Client) -> None:
 async def test_the_form_without_javascript_returns_the_whole_page_with_the_result(
     client: Client,
 ) -> None:
-    response = await client.post("/", data={"phrase": "Велосипед", "scheme": "khren"})
+    response = await post_form(client, {"phrase": "Велосипед", "scheme": "khren"})
     assert response.status_code == 200
     assert "<html" in response.text
     assert "Хреносипед" in response.text
@@ -62,7 +61,7 @@ async def test_the_form_without_javascript_returns_the_whole_page_with_the_resul
 
 
 async def test_the_form_with_htmx_returns_only_the_result_fragment(client: Client) -> None:
-    response = await client.post("/", data={"phrase": "Велосипед", "scheme": "figa"}, headers=HTMX)
+    response = await post_form(client, {"phrase": "Велосипед", "scheme": "figa"}, htmx=True)
     assert response.status_code == 200
     assert "<html" not in response.text
     assert "Фигосипед" in response.text
@@ -72,7 +71,7 @@ async def test_the_form_with_htmx_returns_only_the_result_fragment(client: Clien
 async def test_an_error_without_javascript_is_shown_at_the_field_and_nothing_is_stored(
     client: Client,
 ) -> None:
-    response = await client.post("/", data={"phrase": "Hello", "scheme": "figa"})
+    response = await post_form(client, {"phrase": "Hello", "scheme": "figa"})
     assert response.status_code == 422
     html = response.text
     assert 'aria-describedby="phrase-help phrase-error" aria-invalid="true"' in html
@@ -82,13 +81,13 @@ async def test_an_error_without_javascript_is_shown_at_the_field_and_nothing_is_
 
 
 async def test_an_error_with_htmx_is_a_200_swapped_into_the_field_error(client: Client) -> None:
-    response = await client.post("/", data={"phrase": "", "scheme": "figa"}, headers=HTMX)
+    response = await post_form(client, {"phrase": "", "scheme": "figa"}, htmx=True)
     assert response.status_code == 200  # htmx does not swap 4xx bodies
     assert 'hx-swap-oob="true">Введите слово или фразу</p>' in response.text
 
 
 async def test_user_text_is_always_escaped(client: Client) -> None:
-    response = await client.post("/", data={"phrase": '<script>alert("x")</script>'})
+    response = await post_form(client, {"phrase": '<script>alert("x")</script>'})
     assert "<script>alert" not in response.text
     assert "&lt;script&gt;" in response.text
 
@@ -154,3 +153,23 @@ async def test_an_unknown_result_page_is_a_friendly_404(client: Client) -> None:
     response = await client.get("/r/nope", headers={"Accept": "text/html"})
     assert response.status_code == 404
     assert "<html" in response.text
+
+
+async def test_a_form_post_without_the_csrf_token_is_refused(client: Client) -> None:
+    response = await client.post("/", data={"phrase": "кот"}, headers={"Accept": "text/html"})
+    assert response.status_code == 403
+    assert (await client.get("/api/v2/stats")).json() == {"total": 0}
+
+
+async def test_pages_carry_a_strict_content_security_policy_and_security_headers(
+    client: Client,
+) -> None:
+    headers = (await client.get("/")).headers
+    policy = headers["content-security-policy"]
+    assert "script-src 'self'" in policy
+    assert "style-src 'self'" in policy
+    assert "unsafe-inline" not in policy
+    assert "frame-ancestors 'none'" in policy
+    assert headers["x-content-type-options"] == "nosniff"
+    assert headers["referrer-policy"] == "strict-origin-when-cross-origin"
+    assert "strict-transport-security" not in headers  # plain HTTP: HSTS would mean nothing

@@ -1,0 +1,109 @@
+"""Browser-facing protections: security headers and CSP, CSRF, rate limiting.
+
+The page has no inline script or style (see templates/), so the
+Content-Security-Policy can forbid both; pictures may come from the object
+store's origin through a redirect, which the policy allows by name. The JSON
+APIs are cross-origin by contract and carry no cookies, so CSRF covers the
+HTML form only; rate limiting covers every way to figalize.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+from urllib.parse import urlsplit
+
+from litestar import Request
+from litestar.config.csrf import CSRFConfig
+from litestar.datastructures import MutableScopeHeaders
+from litestar.enums import ScopeType
+from litestar.middleware.rate_limit import RateLimitConfig
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.settings import Settings
+
+FIGALIZING_ROUTES = frozenset({"/", "/api/v2/figalizations", "/api/figalize"})
+
+
+def content_security_policy(settings: Settings) -> str:
+    images = ["'self'", "data:"]
+    for url in (settings.image_public_base_url, settings.s3_endpoint_url):
+        if url:
+            parts = urlsplit(url)
+            images.append(f"{parts.scheme}://{parts.netloc}")
+    if settings.image_store_url.startswith("s3://") and not settings.s3_endpoint_url:
+        images.append("https://*.amazonaws.com")  # presigned AWS URLs
+    return "; ".join(
+        [
+            "default-src 'self'",
+            "script-src 'self'",
+            "style-src 'self'",
+            f"img-src {' '.join(images)}",
+            "font-src 'self'",
+            "connect-src 'self'",
+            "object-src 'none'",
+            "base-uri 'self'",
+            "form-action 'self'",
+            "frame-ancestors 'none'",
+        ]
+    )
+
+
+def security_headers_middleware(settings: Settings) -> Any:
+    policy = content_security_policy(settings)
+    fixed = {
+        "Content-Security-Policy": policy,
+        "X-Content-Type-Options": "nosniff",
+        "X-Frame-Options": "DENY",
+        "Referrer-Policy": "strict-origin-when-cross-origin",
+        "Cross-Origin-Opener-Policy": "same-origin",
+        "Permissions-Policy": "camera=(), microphone=(), geolocation=(), interest-cohort=()",
+    }
+
+    def wrap(app: ASGIApp) -> ASGIApp:
+        async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+            if scope["type"] != ScopeType.HTTP:
+                await app(scope, receive, send)
+                return
+            behind_tls = scope.get("scheme") == "https"
+
+            async def send_with_headers(message: Message) -> None:
+                if message["type"] == "http.response.start":
+                    headers = MutableScopeHeaders.from_message(message)
+                    for name, value in fixed.items():
+                        headers.setdefault(name, value)
+                    if behind_tls:  # HSTS only means something over TLS
+                        headers["Strict-Transport-Security"] = "max-age=31536000; includeSubDomains"
+                await send(message)
+
+            await app(scope, receive, send_with_headers)
+
+        return middleware
+
+    return wrap
+
+
+def csrf_config(settings: Settings) -> CSRFConfig:
+    """The form carries a token field and htmx sends it as a header; the APIs are exempt."""
+    return CSRFConfig(
+        secret=settings.secret_key or secrets.token_urlsafe(32),
+        cookie_name="figa_csrf",
+        header_name="x-csrftoken",
+        cookie_samesite="strict",
+        cookie_httponly=True,
+        exclude=["/api/", "/fragments/", "/healthz", "/readyz", "/metrics"],
+    )
+
+
+def rate_limit_config(settings: Settings) -> RateLimitConfig | None:
+    if not settings.rate_limit_per_minute:
+        return None
+
+    def figalizing(request: Request[Any, Any, Any]) -> bool:
+        route = request.scope.get("path_template") or request.url.path
+        return request.method == "POST" and route.rstrip("/") in FIGALIZING_ROUTES | {""}
+
+    return RateLimitConfig(
+        rate_limit=("minute", settings.rate_limit_per_minute),
+        check_throttle_handler=figalizing,
+    )
