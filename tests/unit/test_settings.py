@@ -36,6 +36,11 @@ SAMPLES: dict[str, tuple[str, object]] = {
     "worker_metrics_port": ("0", 0),
     "worker_metrics_host": ("10.0.0.7", "10.0.0.7"),
     "rate_limit_per_minute": ("60", 60),
+    "kafka_session_timeout_ms": ("6000", 6000),
+    "kafka_heartbeat_interval_ms": ("500", 500),
+    "kafka_ssl_cafile": ("/etc/ssl/yandex-ca.pem", "/etc/ssl/yandex-ca.pem"),
+    "secret_key": ("s3cr3t", "s3cr3t"),
+    "forwarded_allow_ips": ("10.0.0.0/8", "10.0.0.0/8"),
 }
 
 
@@ -72,6 +77,11 @@ def test_production_defaults_keep_the_idempotent_producer_on() -> None:
 
 
 # Reading variables
+
+
+def test_settings_round_trip_through_the_environment() -> None:
+    settings = Settings.from_env({variable(name): raw for name, (raw, _) in SAMPLES.items()})
+    assert Settings.from_env(settings.to_env()) == settings
 
 
 def test_every_setting_has_a_sample_here() -> None:
@@ -155,3 +165,11 @@ def test_numbers_are_read_without_surrounding_spaces_and_text_exactly() -> None:
 def test_an_unusable_value_is_refused_naming_its_variable(name: str, raw: str) -> None:
     with pytest.raises(SettingsError, match=name):
         Settings.from_env({name: raw})
+
+
+def test_every_setting_is_documented_in_the_readme() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    undocumented = [
+        variable(spec.name) for spec in fields(Settings) if variable(spec.name) not in readme
+    ]
+    assert undocumented == []
