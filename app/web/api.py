@@ -15,8 +15,6 @@ from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 from app.domain.figalization import ImageStatus, image_key
 from app.domain.phrase import PhraseError
 from app.figalizations import UnknownScheme
-from app.images import ImageStoreUnavailable
-from app.store.history import StoreUnavailable
 from app.web.deps import RuntimeDep
 from app.web.pages import request_id
 from app.web.views import ErrorView, FigalizationView, ImageView, api_view
@@ -41,13 +39,12 @@ class StatsView(msgspec.Struct):
     total: int
 
 
-class ServiceUnavailable(msgspec.Struct):
-    error: str = "unavailable"
-    message: str = "Хранилище временно недоступно"
-
-
-def unavailable() -> Response[ServiceUnavailable]:
-    return Response(ServiceUnavailable(), status_code=503, headers={"Retry-After": "5"})
+NOT_FOUND = {404: ResponseSpec(data_container=ErrorView, description="No such figalization")}
+UNAVAILABLE = {
+    503: ResponseSpec(
+        data_container=ErrorView, description="The store is down for a moment (Retry-After)"
+    )
+}
 
 
 class ApiV2Controller(Controller):
@@ -94,27 +91,34 @@ class ApiV2Controller(Controller):
             return Response(view, status_code=200, headers={"X-Figalization-Stored": "false"})
         return Response(view, status_code=HTTP_201_CREATED)
 
-    @get("/figalizations/{figalization_id:str}", operation_id="getFigalization")
+    @get(
+        "/figalizations/{figalization_id:str}",
+        operation_id="getFigalization",
+        responses=NOT_FOUND | UNAVAILABLE,
+    )
     async def read(
         self, request: Request[Any, Any, Any], runtime: RuntimeDep, figalization_id: FromPath[str]
-    ) -> FigalizationView | Response[ServiceUnavailable]:
-        try:
-            figalization = await runtime.history.get(figalization_id)
-        except StoreUnavailable:
-            return unavailable()
+    ) -> FigalizationView:
+        figalization = await runtime.history.get(figalization_id)
         if figalization is None:
             raise NotFoundException("unknown figalization")
         return api_view(figalization, str(request.base_url))
 
-    @get("/figalizations/{figalization_id:str}/image", operation_id="getFigalizationImage")
+    @get(
+        "/figalizations/{figalization_id:str}/image",
+        operation_id="getFigalizationImage",
+        media_type="image/png",
+        responses={
+            302: ResponseSpec(data_container=None, description="To where the store serves it"),
+            404: ResponseSpec(data_container=ErrorView, description="Unknown, or not drawn yet"),
+            **UNAVAILABLE,
+        },
+    )
     async def image(
         self, runtime: RuntimeDep, figalization_id: FromPath[str]
     ) -> Response[bytes] | Redirect:
         """The PNG itself from a folder, or a redirect to where the object store serves it."""
-        try:
-            figalization = await runtime.history.get(figalization_id)
-        except StoreUnavailable:
-            return Response(b"", status_code=503, headers={"Retry-After": "5"})
+        figalization = await runtime.history.get(figalization_id)
         if figalization is None or figalization.image_status is not ImageStatus.READY:
             raise NotFoundException("no picture yet")
         key = figalization.image_key or image_key(figalization.id)
@@ -125,8 +129,6 @@ class ApiV2Controller(Controller):
             png = await runtime.images.read(key)
         except FileNotFoundError as error:
             raise NotFoundException("picture missing from storage") from error
-        except ImageStoreUnavailable:
-            return Response(b"", status_code=503, headers={"Retry-After": "5"})
         return Response(
             png,
             media_type="image/png",
@@ -136,37 +138,33 @@ class ApiV2Controller(Controller):
             },
         )
 
-    @get("/history", operation_id="listHistory")
+    @get("/history", operation_id="listHistory", responses=UNAVAILABLE)
     async def history(
         self,
         request: Request[Any, Any, Any],
         runtime: RuntimeDep,
         limit: Annotated[int, QueryParameter(ge=1, le=100)] = 20,
         before: FromQuery[str | None] = None,
-    ) -> HistoryPage | Response[ServiceUnavailable]:
-        try:
-            rows = await runtime.history.page(limit=limit + 1, before=before)
-        except StoreUnavailable:
-            return unavailable()
+    ) -> HistoryPage:
+        rows = await runtime.history.page(limit=limit + 1, before=before)
         base = str(request.base_url)
         items = [api_view(f, base) for f in rows[:limit]]
         return HistoryPage(items=items, next=items[-1].id if len(rows) > limit else None)
 
-    @get("/history/latest", operation_id="getLatest")
+    @get(
+        "/history/latest",
+        operation_id="getLatest",
+        responses={204: ResponseSpec(data_container=None, description="No figalization yet")}
+        | UNAVAILABLE,
+    )
     async def latest(
         self, request: Request[Any, Any, Any], runtime: RuntimeDep
-    ) -> FigalizationView | Response[None] | Response[ServiceUnavailable]:
-        try:
-            figalization = await runtime.history.latest()
-        except StoreUnavailable:
-            return unavailable()
+    ) -> Response[FigalizationView | None]:
+        figalization = await runtime.history.latest()
         if figalization is None:
             return Response(None, status_code=HTTP_204_NO_CONTENT)
-        return api_view(figalization, str(request.base_url))
+        return Response(api_view(figalization, str(request.base_url)))
 
-    @get("/stats", operation_id="getStats")
-    async def stats(self, runtime: RuntimeDep) -> StatsView | Response[ServiceUnavailable]:
-        try:
-            return StatsView(total=await runtime.history.total())
-        except StoreUnavailable:
-            return unavailable()
+    @get("/stats", operation_id="getStats", responses=UNAVAILABLE)
+    async def stats(self, runtime: RuntimeDep) -> StatsView:
+        return StatsView(total=await runtime.history.total())

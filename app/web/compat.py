@@ -10,6 +10,7 @@ from typing import Any
 
 import msgspec
 from litestar import Controller, Request, Response, get, post
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import JSONBody
 
 from app.domain.figalization import ImageStatus
@@ -42,7 +43,14 @@ class CompatController(Controller):
     async def schemas(self, runtime: RuntimeDep) -> dict[str, str]:
         return {str(i): s.name for i, s in enumerate(runtime.figalizer.catalogue.schemes)}
 
-    @post("/figalize/", operation_id="compatFigalize", status_code=200)
+    @post(
+        "/figalize/",
+        operation_id="compatFigalize",
+        status_code=200,
+        responses={
+            400: ResponseSpec(data_container=CompatAnswer, description="A bad phrase or index")
+        },
+    )
     async def figalize(
         self,
         request: Request[Any, Any, Any],
@@ -59,13 +67,21 @@ class CompatController(Controller):
         return Response(CompatAnswer(outcome.figalization.result))
 
     @get("/gethistory/", operation_id="compatGetHistory")
-    async def history(self, runtime: RuntimeDep) -> list[tuple[int, str, str]]:
+    async def history(self, runtime: RuntimeDep) -> list[list[int | str]]:
         live = runtime.live.state
         if not live.available or live.latest is None:
             return []
-        return [(live.total, live.latest.phrase, live.latest.result)]
+        return [[live.total, live.latest.phrase, live.latest.result]]
 
-    @post("/getimageurl/", operation_id="compatGetImageUrl", status_code=200)
+    @post(
+        "/getimageurl/",
+        operation_id="compatGetImageUrl",
+        status_code=200,
+        responses={
+            404: ResponseSpec(data_container=CompatAnswer, description="No picture yet"),
+            503: ResponseSpec(data_container=CompatAnswer, description="Store down for a moment"),
+        },
+    )
     async def image_url(
         self,
         request: Request[Any, Any, Any],

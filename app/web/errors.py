@@ -16,6 +16,8 @@ from litestar.response import Template
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 from litestar.types import ExceptionHandlersMap
 
+from app.images import ImageStoreUnavailable
+from app.store.history import StoreUnavailable
 from app.web.views import ErrorView
 
 log = logging.getLogger(__name__)
@@ -44,7 +46,10 @@ def _wants_json(request: Request[Any, Any, Any]) -> bool:
 
 
 def _handle(request: Request[Any, Any, Any], error: Exception) -> Response[Any]:
-    if isinstance(error, HTTPException):
+    if isinstance(error, StoreUnavailable | ImageStoreUnavailable):
+        log.warning("answering 503 on %s: %s", request.url.path, error)
+        status, detail, headers = 503, "Хранилище временно недоступно", {"Retry-After": "5"}
+    elif isinstance(error, HTTPException):
         status, detail = error.status_code, str(error.detail)
         if isinstance(error, ValidationException) and error.extra:
             detail = (
@@ -64,6 +69,8 @@ def _handle(request: Request[Any, Any, Any], error: Exception) -> Response[Any]:
     if _wants_json(request):
         code = CODES.get(status, "error")
         return Response(ErrorView(code, detail), status_code=status, headers=headers)
+    if status == 503:
+        return Template(template_name="pages/unavailable.html", status_code=503, headers=headers)
     return Template(
         template_name="pages/error.html",
         context={"status": status, "title": TITLES.get(status, "Ошибка"), "detail": detail},

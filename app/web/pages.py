@@ -13,7 +13,6 @@ from litestar.response import Template
 
 from app.domain.phrase import PhraseError
 from app.figalizations import UnknownScheme
-from app.store.history import StoreUnavailable
 from app.web.deps import RuntimeDep
 from app.web.templating import fragment, is_htmx, page
 from app.web.views import result_view
@@ -72,10 +71,7 @@ class PageController(Controller):
     async def result_page(
         self, request: Request[Any, Any, Any], runtime: RuntimeDep, figalization_id: FromPath[str]
     ) -> Template:
-        try:
-            figalization = await runtime.history.get(figalization_id)
-        except StoreUnavailable:
-            return page(runtime, "pages/unavailable.html", status_code=503)
+        figalization = await runtime.history.get(figalization_id)
         if figalization is None:
             raise NotFoundException("Такой фигализации у нас нет")
         result = result_view(runtime.figalizer, figalization, stored=True)
