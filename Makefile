@@ -9,7 +9,7 @@ UV := $(TOOLS)/bin/uv
 VENV := .venv
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: run test lint typecheck unit integration browser deploy-check bench clean
+.PHONY: run test lint typecheck audit deploy-check bench soak clean
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -30,6 +30,13 @@ lint: $(VENV)/.synced
 tools/checkov/.venv/.synced: tools/checkov/pyproject.toml tools/checkov/uv.lock | $(UV)
 	$(UV) sync --project tools/checkov --locked --quiet
 	touch $@
+
+# Known vulnerabilities in the locked dependencies. Needs the PyPI JSON API (the
+# vulnerability data), which the GitLab pipeline reaches; this sandbox does not.
+audit: $(VENV)/.synced
+	$(UV) export --frozen --no-emit-project --no-hashes --quiet > .audit-requirements.txt
+	$(VENV)/bin/pip-audit --strict --no-deps --disable-pip -r .audit-requirements.txt
+	rm -f .audit-requirements.txt
 
 deploy-check: $(VENV)/.synced tools/checkov/.venv/.synced
 	$(VENV)/bin/pytest tests/deploy
