@@ -46,13 +46,12 @@ from app.store.migrate import upgrade_async
 from app.store.outbox import SqlOutbox
 from app.web.api import ApiV2Controller
 from app.web.compat import CompatController
+from app.web.envelope import envelope_middleware
 from app.web.errors import exception_handlers
 from app.web.fragments import FragmentController
-from app.web.metrics_middleware import metrics_middleware
 from app.web.ops import OpsController, ReadinessProbe
 from app.web.pages import PageController
-from app.web.request_id import request_id_middleware
-from app.web.security import csrf_config, rate_limit_config, security_headers_middleware
+from app.web.security import csrf_config, rate_limit_config
 from app.web.templating import register_filters
 from workers.inprocess import serve_in_process
 from workers.pipeline import RetryPolicy
@@ -156,9 +155,7 @@ def create_app(settings: Settings) -> Litestar:
         lifespan=[lifespan],
         logging_config=None,  # app.logs configured the root logger
         middleware=[
-            metrics_middleware,
-            request_id_middleware,
-            security_headers_middleware(settings),
+            envelope_middleware(settings),
             *([limits.middleware] if (limits := rate_limit_config(settings)) else []),
         ],
         csrf_config=csrf_config(settings),

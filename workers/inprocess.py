@@ -20,7 +20,7 @@ async def serve_in_process(
 ) -> None:
     """Draw every queued job, one at a time, until cancelled."""
     while True:
-        key, payload = await queue.get()
+        key, payload, _ = await queue.get()
         JOBS_CONSUMED.inc()
         try:
             job = ImageJob.decode(payload)

@@ -15,7 +15,6 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from aiokafka.helpers import create_ssl_context
 
-from app.domain.image_job import ImageJob, ImageJobError
 from app.jobs.queue import Message, QueueUnavailable
 from app.settings import Settings
 
@@ -81,9 +80,12 @@ class KafkaQueue:
             async with asyncio.timeout(SEND_TIMEOUT_SECONDS):
                 sent = [
                     await producer.send(
-                        topic, value=payload, key=key.encode(), headers=_headers(payload)
+                        topic,
+                        value=message.payload,
+                        key=message.key.encode(),
+                        headers=[(REQUEST_ID_HEADER, message.request_id.encode())],
                     )
-                    for key, payload in messages
+                    for message in messages
                 ]
                 await asyncio.gather(*sent)
         except (KafkaError, OSError, TimeoutError) as error:
@@ -101,15 +103,6 @@ class KafkaQueue:
         if self._producer is not None:
             await self._producer.stop()  # flushes what is still buffered
             self._producer = None
-
-
-def _headers(payload: bytes) -> list[tuple[str, bytes]]:
-    """The request id rides in a header too, so tools can follow a job without decoding it."""
-    try:
-        request_id = ImageJob.decode(payload).request_id
-    except ImageJobError:
-        return []
-    return [(REQUEST_ID_HEADER, request_id.encode())] if request_id else []
 
 
 async def ensure_topic(settings: Settings) -> None:

@@ -7,9 +7,13 @@ queue sees is exactly what the database committed.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
-Message = tuple[str, bytes]  # (key: the figalization id, payload: an encoded ImageJob)
+
+class Message(NamedTuple):
+    key: str  # the figalization id: one picture's jobs share a partition
+    payload: bytes  # an encoded ImageJob
+    request_id: str = ""  # travels as a header, for following one request through the logs
 
 
 class QueueUnavailable(Exception):

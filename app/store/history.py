@@ -81,7 +81,12 @@ class SqlHistory:
             await connection.execute(
                 outbox_table.insert(),
                 [
-                    {"figalization_id": f.id, "payload": job.encode(), "created_at": now}
+                    {
+                        "figalization_id": f.id,
+                        "payload": job.encode(),
+                        "request_id": job.request_id,
+                        "created_at": now,
+                    }
                     for f, job in batch
                 ],
             )

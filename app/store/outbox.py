@@ -17,10 +17,11 @@ import sqlalchemy as sa
 
 from app.domain.figalization import Figalization, ImageStatus
 from app.domain.image_job import ImageJob
+from app.jobs.queue import Message
 from app.store.history import SqlHistory, to_figalization
 from app.store.tables import figalization_table, outbox_table
 
-Publish = Callable[[Sequence[tuple[str, bytes]]], Awaitable[None]]
+Publish = Callable[[Sequence[Message]], Awaitable[None]]
 
 
 class SqlOutbox:
@@ -30,7 +31,12 @@ class SqlOutbox:
     async def relay(self, publish: Publish, *, limit: int = 500) -> int:
         """Publish up to `limit` waiting jobs as (key, payload); return how many left."""
         query = (
-            sa.select(outbox_table.c.seq, outbox_table.c.figalization_id, outbox_table.c.payload)
+            sa.select(
+                outbox_table.c.seq,
+                outbox_table.c.figalization_id,
+                outbox_table.c.payload,
+                outbox_table.c.request_id,
+            )
             .order_by(outbox_table.c.seq)
             .limit(limit)
             .with_for_update(skip_locked=True)
@@ -41,7 +47,9 @@ class SqlOutbox:
             if not rows:
                 return 0
             try:
-                await publish([(row.figalization_id, row.payload) for row in rows])
+                await publish(
+                    [Message(row.figalization_id, row.payload, row.request_id) for row in rows]
+                )
             except Exception as error:  # the queue's failure, not the database's: rows stay
                 failure = error
             else:
@@ -85,6 +93,7 @@ class SqlOutbox:
                     {
                         "figalization_id": job.figalization_id,
                         "payload": job.encode(),
+                        "request_id": job.request_id,
                         "created_at": now,
                     }
                     for job in jobs

@@ -15,10 +15,7 @@ from urllib.parse import urlsplit
 
 from litestar import Request
 from litestar.config.csrf import CSRFConfig
-from litestar.datastructures import MutableScopeHeaders
-from litestar.enums import ScopeType
 from litestar.middleware.rate_limit import RateLimitConfig
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.settings import Settings
 
@@ -49,38 +46,16 @@ def content_security_policy(settings: Settings) -> str:
     )
 
 
-def security_headers_middleware(settings: Settings) -> Any:
-    policy = content_security_policy(settings)
-    fixed = {
-        "Content-Security-Policy": policy,
-        "X-Content-Type-Options": "nosniff",
-        "X-Frame-Options": "DENY",
-        "Referrer-Policy": "strict-origin-when-cross-origin",
-        "Cross-Origin-Opener-Policy": "same-origin",
-        "Permissions-Policy": "camera=(), microphone=(), geolocation=(), interest-cohort=()",
-    }
-
-    def wrap(app: ASGIApp) -> ASGIApp:
-        async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
-            if scope["type"] != ScopeType.HTTP:
-                await app(scope, receive, send)
-                return
-            behind_tls = scope.get("scheme") == "https"
-
-            async def send_with_headers(message: Message) -> None:
-                if message["type"] == "http.response.start":
-                    headers = MutableScopeHeaders.from_message(message)
-                    for name, value in fixed.items():
-                        headers.setdefault(name, value)
-                    if behind_tls:  # HSTS only means something over TLS
-                        headers["Strict-Transport-Security"] = "max-age=31536000; includeSubDomains"
-                await send(message)
-
-            await app(scope, receive, send_with_headers)
-
-        return middleware
-
-    return wrap
+def security_headers(settings: Settings) -> list[tuple[str, str]]:
+    """Headers every answer carries (HSTS is added per request, only over TLS)."""
+    return [
+        ("Content-Security-Policy", content_security_policy(settings)),
+        ("X-Content-Type-Options", "nosniff"),
+        ("X-Frame-Options", "DENY"),
+        ("Referrer-Policy", "strict-origin-when-cross-origin"),
+        ("Cross-Origin-Opener-Policy", "same-origin"),
+        ("Permissions-Policy", "camera=(), microphone=(), geolocation=(), interest-cohort=()"),
+    ]
 
 
 def csrf_config(settings: Settings) -> CSRFConfig:

@@ -15,6 +15,7 @@ from sqlmodel import SQLModel
 
 from app.domain.figalization import Figalization, ImageStatus
 from app.domain.image_job import ImageJob
+from app.jobs.queue import Message
 from app.settings import Settings
 from app.store.engine import create_engine
 from app.store.history import SqlHistory
@@ -48,7 +49,14 @@ def make(n: int, *, result: str = "Фигосипед") -> tuple[Figalization, I
         result=result,
         created_at=datetime(2026, 11, 29, 10, 0, tzinfo=UTC) + timedelta(seconds=n),
     )
-    job = ImageJob(figalization.id, figalization.phrase, result, "figa", "Фигачечная")
+    job = ImageJob(
+        figalization.id,
+        figalization.phrase,
+        result,
+        "figa",
+        "Фигачечная",
+        request_id=f"request-{n}",
+    )
     return figalization, job
 
 
@@ -129,14 +137,15 @@ async def test_every_stored_figalization_has_its_job_in_the_outbox_in_order(
     for n in range(3):
         await history.add(*make(n))
     assert await outbox.backlog() == 3
-    published: list[tuple[str, bytes]] = []
+    published: list[Message] = []
 
-    async def publish(messages: list[tuple[str, bytes]]) -> None:
+    async def publish(messages: list[Message]) -> None:
         published.extend(messages)
 
     assert await outbox.relay(publish) == 3
-    assert [key for key, _ in published] == [make(n)[0].id for n in range(3)]
-    assert ImageJob.decode(published[0][1]) == make(0)[1]
+    assert [message.key for message in published] == [make(n)[0].id for n in range(3)]
+    assert [message.request_id for message in published] == [f"request-{n}" for n in range(3)]
+    assert ImageJob.decode(published[0].payload) == make(0)[1]
     assert await outbox.backlog() == 0
 
 
@@ -144,7 +153,7 @@ async def test_a_failed_publish_keeps_the_jobs_in_the_outbox(history: SqlHistory
     outbox = SqlOutbox(history)
     await history.add(*make(1))
 
-    async def broken(messages: list[tuple[str, bytes]]) -> None:
+    async def broken(messages: list[Message]) -> None:
         raise ConnectionError("broker down")
 
     with pytest.raises(ConnectionError):
@@ -157,7 +166,7 @@ async def test_pictures_pending_too_long_are_found_and_requeued_once(history: Sq
     figalization, job = make(1)
     await history.add(figalization, job)
 
-    async def drop(messages: list[tuple[str, bytes]]) -> None:
+    async def drop(messages: list[Message]) -> None:
         return None  # the broker "lost" them
 
     await outbox.relay(drop)
