@@ -107,8 +107,10 @@ class ApiV2Controller(Controller):
     @get(
         "/figalizations/{figalization_id:str}/image",
         operation_id="getFigalizationImage",
-        media_type="image/png",
         responses={
+            200: ResponseSpec(
+                data_container=bytes, media_type="image/png", description="The picture"
+            ),
             302: ResponseSpec(data_container=None, description="To where the store serves it"),
             404: ResponseSpec(data_container=ErrorView, description="Unknown, or not drawn yet"),
             **UNAVAILABLE,

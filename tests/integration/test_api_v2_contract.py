@@ -174,3 +174,24 @@ async def test_every_response_carries_a_request_id(client: Client) -> None:
     assert given.headers["x-request-id"] == "abc-123"
     made = await client.get("/api/v2/stats")
     assert re.fullmatch(r"[0-9a-f]{32}", made.headers["x-request-id"])
+
+
+async def test_with_a_public_base_url_the_picture_is_a_redirect_there(
+    app_client: Any, local_settings: Any
+) -> None:
+    from dataclasses import replace
+
+    client = await app_client(replace(local_settings, image_public_base_url="https://cdn.test/p"))
+    created = await figalize(client, "кот")
+
+    async def ready() -> bool:
+        answer = await client.get(f"/api/v2/figalizations/{created['id']}")
+        return bool(answer.json()["image"]["status"] == "ready")
+
+    await wait_until(ready)
+    response = await client.get(
+        f"/api/v2/figalizations/{created['id']}/image", follow_redirects=False
+    )
+    assert response.status_code == 302
+    assert response.headers["location"] == f"https://cdn.test/p/{created['id']}.png"
+    assert "https://cdn.test" in response.headers["content-security-policy"]
