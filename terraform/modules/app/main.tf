@@ -19,6 +19,12 @@ resource "kustomization_resource" "p0" {
   manifest = data.kustomization_overlay.this.manifests[each.value]
 }
 
+# Signs the form's CSRF tokens; every app replica must share it.
+resource "random_password" "secret_key" {
+  length  = 48
+  special = false
+}
+
 resource "kubernetes_secret_v1" "settings" {
   metadata {
     name      = "figachechnaya-secrets"
@@ -32,6 +38,7 @@ resource "kubernetes_secret_v1" "settings" {
     FIGA_KAFKA_SASL_PASSWORD     = var.kafka_password
     AWS_ACCESS_KEY_ID            = var.s3_access_key_id
     AWS_SECRET_ACCESS_KEY        = var.s3_secret_access_key
+    FIGA_SECRET_KEY              = random_password.secret_key.result
   }
 
   depends_on = [kustomization_resource.p0]
