@@ -140,6 +140,7 @@ async def test_50_figalizations_become_50_png_objects_of_1200_by_630(
     stack: Stack, workers: Workers, app_client: AppClient
 ) -> None:
     client = await app_client(stack.settings)
+    assert (await client.get("/readyz")).status_code == 200  # no worker yet: the app is ready
     workers.start()
     workers.start()
     ids = [(await figalize(client, f"Велосипед номер {n}"))["id"] for n in range(50)]
@@ -214,6 +215,9 @@ async def test_storage_failing_marks_the_picture_failed_and_does_not_block_the_p
     stack.settings = replace(stack.settings, kafka_topic=topic)
     client = await app_client(stack.settings)
     stack.s3.stop()
+    ready = await client.get("/readyz")
+    assert ready.status_code == 503
+    assert ready.json()["images"]["ok"] is False
     workers.start(FIGA_IMAGE_MAX_ATTEMPTS="2")
     doomed = (await figalize(client, "Велосипед"))["id"]
     await wait_for_pictures(client, [doomed])
