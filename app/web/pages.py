@@ -47,7 +47,9 @@ class PageController(Controller):
         except (PhraseError, UnknownScheme) as error:
             message = error.message
             if htmx:  # htmx does not swap 4xx bodies: the error is content of a 200
-                return fragment("result.html", error=message, result=None, oob=True)
+                return fragment(
+                    "result.html", error=message, result=None, oob=True, phrase=data.phrase
+                )
             return page(
                 runtime,
                 "pages/index.html",
@@ -58,7 +60,7 @@ class PageController(Controller):
             )
         result = result_view(runtime.figalizer, outcome.figalization, stored=outcome.stored)
         if htmx:
-            return fragment("result.html", error=None, result=result, oob=True)
+            return fragment("result.html", error=None, result=result, oob=True, phrase=data.phrase)
         return page(
             runtime,
             "pages/index.html",

@@ -84,6 +84,7 @@ async def test_an_error_with_htmx_is_a_200_swapped_into_the_field_error(client: 
     response = await post_form(client, {"phrase": "", "scheme": "figa"}, htmx=True)
     assert response.status_code == 200  # htmx does not swap 4xx bodies
     assert 'hx-swap-oob="true">Введите слово или фразу</p>' in response.text
+    assert 'aria-invalid="true" hx-swap-oob="true">' in response.text  # the field says so too
 
 
 async def test_user_text_is_always_escaped(client: Client) -> None:
