@@ -22,6 +22,7 @@ from app.store.history import SqlHistory
 from app.store.migrate import upgrade_async
 from app.store.outbox import SqlOutbox
 from app.store.tables import counter_table
+from tests.conftest import AppClient
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -177,3 +178,20 @@ async def test_pictures_pending_too_long_are_found_and_requeued_once(history: Sq
     assert await outbox.backlog() == 1
     # while its job waits in the outbox it is not stale again
     assert await outbox.stale_pending(queued_before=later, limit=10) == []
+
+
+async def test_200_parallel_requests_through_the_api_store_200_and_count_200(
+    postgres_url: str, app_client: AppClient, tmp_path: Path
+) -> None:
+    settings = Settings(database_url=postgres_url, image_store_url=str(tmp_path / "images"))
+    await upgrade_async(settings)
+    client = await app_client(settings)
+    answers = await asyncio.gather(
+        *(client.post("/api/v2/figalizations", json={"phrase": f"кот {n}"}) for n in range(200))
+    )
+    assert [answer.status_code for answer in answers] == [201] * 200
+    assert (await client.get("/api/v2/stats")).json() == {"total": 200}
+    stored = (await client.get("/api/v2/history", params={"limit": 100})).json()
+    rest = await client.get("/api/v2/history", params={"limit": 100, "before": stored["next"]})
+    ids = {item["id"] for item in stored["items"] + rest.json()["items"]}
+    assert ids == {answer.json()["id"] for answer in answers}
