@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import os
 import time
 from collections.abc import AsyncIterator, Coroutine
@@ -116,6 +117,15 @@ def background_loops(runtime: Runtime) -> list[Coroutine[Any, Any, None]]:
     return loops
 
 
+def tune_garbage_collector() -> None:
+    """Fewer, cheaper collections: the start-up objects (routes, templates, modules) are
+    frozen out of every later collection, and young collections run less often, so a
+    request rarely pays for a full-heap pause (the p99 under load, not the mean)."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 50, 100)
+
+
 def create_app(settings: Settings) -> Litestar:
     runtime = build_runtime(settings)
     probe = ReadinessProbe(runtime)
@@ -127,6 +137,7 @@ def create_app(settings: Settings) -> Litestar:
         await runtime.queue.start()
         await runtime.live.refresh()
         tasks = [asyncio.create_task(loop) for loop in background_loops(runtime)]
+        tune_garbage_collector()
         try:
             yield
         finally:

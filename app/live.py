@@ -67,4 +67,7 @@ class LiveFeed:
     async def run(self) -> None:
         while True:
             await asyncio.sleep(self._refresh_seconds)
-            await self.refresh()
+            try:
+                await self.refresh()
+            except Exception:  # the page must keep its live regions whatever one read hit
+                log.exception("live feed refresh failed")

@@ -29,4 +29,7 @@ async def serve_in_process(
             JOBS_DONE.labels("invalid").inc()
             await record(history, key, ImageStatus.FAILED, None, policy)
             continue
-        await make_picture(job, images, history, policy)
+        try:
+            await make_picture(job, images, history, policy)
+        except Exception:  # one picture's bug must not stop the others; the reconciler retries
+            log.exception("picture %s failed unexpectedly", job.figalization_id)

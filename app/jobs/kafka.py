@@ -8,18 +8,22 @@ by figalization id, so every job of one picture lands in one partition, in order
 from __future__ import annotations
 
 import asyncio
+from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from aiokafka.helpers import create_ssl_context
+from aiokafka.partitioner import DefaultPartitioner
+from aiokafka.producer.message_accumulator import BatchBuilder
 
 from app.jobs.queue import Message, QueueUnavailable
 from app.settings import Settings
 
 SEND_TIMEOUT_SECONDS = 10.0
 REQUEST_ID_HEADER = "x-request-id"
+_PARTITIONER = DefaultPartitioner()
 
 
 def client_options(settings: Settings) -> dict[str, Any]:
@@ -74,20 +78,27 @@ class KafkaQueue:
             return producer
 
     async def publish(self, messages: Sequence[Message]) -> None:
+        """Send and wait until the broker has every message (acks=all).
+
+        Messages are grouped by partition (the Java client's murmur2 partitioner, so a
+        key lands where any Kafka client would put it) and sent as ready-made batches:
+        one `send()` per message costs the event loop several times more.
+        """
         producer = await self._ensure_producer()
         topic = self._settings.kafka_topic
         try:
             async with asyncio.timeout(SEND_TIMEOUT_SECONDS):
-                sent = [
-                    await producer.send(
-                        topic,
-                        value=message.payload,
-                        key=message.key.encode(),
-                        headers=[(REQUEST_ID_HEADER, message.request_id.encode())],
-                    )
-                    for message in messages
+                partitions = sorted(await producer.partitions_for(topic))
+                by_partition: dict[int, list[Message]] = defaultdict(list)
+                for message in messages:
+                    key = message.key.encode()
+                    by_partition[_PARTITIONER(key, partitions, partitions)].append(message)
+                delivered = [
+                    await producer.send_batch(batch, topic, partition=partition)
+                    for partition, group in by_partition.items()
+                    for batch in _batches(producer, group)
                 ]
-                await asyncio.gather(*sent)
+                await asyncio.gather(*delivered)
         except (KafkaError, OSError, TimeoutError) as error:
             raise QueueUnavailable(f"kafka: {error!r}") from error
 
@@ -103,6 +114,22 @@ class KafkaQueue:
         if self._producer is not None:
             await self._producer.stop()  # flushes what is still buffered
             self._producer = None
+
+
+def _batches(producer: AIOKafkaProducer, messages: list[Message]) -> list[BatchBuilder]:
+    """As few batches as the producer's batch size allows, in the messages' order."""
+    batches = [producer.create_batch()]
+    for message in messages:
+        record = {
+            "key": message.key.encode(),
+            "value": message.payload,
+            "timestamp": None,
+            "headers": [(REQUEST_ID_HEADER, message.request_id.encode())],
+        }
+        if batches[-1].append(**record) is None:  # full: start the next one
+            batches.append(producer.create_batch())
+            batches[-1].append(**record)
+    return batches
 
 
 async def ensure_topic(settings: Settings) -> None:

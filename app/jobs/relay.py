@@ -55,6 +55,9 @@ class OutboxRelay:
                 log.warning("outbox relay paused: %s", error)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
+            except Exception:  # a bug must not silently end the loop that delivers every job
+                log.exception("outbox relay failed; retrying")
+                await asyncio.sleep(MAX_BACKOFF_SECONDS)
             else:
                 backoff = 0.1
 
@@ -99,6 +102,8 @@ class Reconciler:
                 await self.requeue_stale()
             except StoreUnavailable as error:
                 log.warning("reconciler paused: %s", error)
+            except Exception:  # keep reconciling whatever one round hit
+                log.exception("reconciler round failed")
 
     async def requeue_stale(self) -> int:
         stale = await self._outbox.stale_pending(

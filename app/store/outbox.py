@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from app.domain.figalization import Figalization, ImageStatus
 from app.domain.image_job import ImageJob
 from app.jobs.queue import Message
-from app.store.history import SqlHistory, to_figalization
+from app.store.history import SqlHistory, job_values, to_figalization
 from app.store.tables import figalization_table, outbox_table
 
 Publish = Callable[[Sequence[Message]], Awaitable[None]]
@@ -89,15 +89,7 @@ class SqlOutbox:
         async with self._history.connect(write=True) as connection:
             await connection.execute(
                 outbox_table.insert(),
-                [
-                    {
-                        "figalization_id": job.figalization_id,
-                        "payload": job.encode(),
-                        "request_id": job.request_id,
-                        "created_at": now,
-                    }
-                    for job in jobs
-                ],
+                [job_values(job, now) for job in jobs],
             )
             await connection.execute(
                 figalization_table.update()

@@ -54,7 +54,9 @@ class OutboxRow(SQLModel, table=True):
     seq: int | None = Field(default=None, primary_key=True, sa_type=_BigId)
     figalization_id: str = Field(max_length=26, nullable=False)
     payload: bytes = Field(sa_type=sa.LargeBinary, nullable=False)
-    request_id: str = Field(default="", max_length=64, nullable=False)
+    request_id: str = Field(
+        default="", max_length=64, nullable=False, sa_column_kwargs={"server_default": ""}
+    )
     created_at: datetime = Field(sa_type=sa.DateTime(timezone=True), nullable=False)
 
 

@@ -49,7 +49,6 @@ def upgrade() -> None:
         ),
         sa.Column("figalization_id", sqlmodel.AutoString(length=26), nullable=False),
         sa.Column("payload", sa.LargeBinary(), nullable=False),
-        sa.Column("request_id", sqlmodel.AutoString(length=64), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     )
 
