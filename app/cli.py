@@ -9,7 +9,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import signal
 import sys
+from types import FrameType
 
 from app.domain.schemes import CatalogueError
 from app.logs import configure_logging
@@ -54,6 +56,9 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
 
     from app.asgi import create_app
 
+    # uvicorn re-raises SIGTERM once its graceful shutdown is over (>= 0.29); with the
+    # default handler that ends the process with status 143 instead of 0.
+    signal.signal(signal.SIGTERM, _exit_after_graceful_shutdown)
     if args.workers > 1:
         from app.catalogue import load_catalogue
 
@@ -82,6 +87,10 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         forwarded_allow_ips=settings.forwarded_allow_ips,
     )
     return 0
+
+
+def _exit_after_graceful_shutdown(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(0)
 
 
 if __name__ == "__main__":

@@ -67,6 +67,7 @@ class Figalizer:
             phrase = validate(text, max_length=self._max_length)
         except PhraseError as error:
             REJECTED_INPUTS.labels(error.code).inc()
+            log.info("phrase refused: %s", error.code)
             raise
         except UnknownScheme:
             REJECTED_INPUTS.labels("unknown_scheme").inc()
@@ -85,6 +86,8 @@ class Figalizer:
             FIGALIZATIONS.labels(scheme.id, "false").inc()
             return Outcome(figalization, stored=False)
         FIGALIZATIONS.labels(scheme.id, "true").inc()
+        log.info("figalization %s stored (scheme %s)", figalization.id, scheme.id)
+        log.debug("figalization %s of phrase %r", figalization.id, phrase)  # user text: DEBUG only
         self._on_stored(figalization)
         return Outcome(figalization, stored=True)
 

@@ -11,6 +11,7 @@ a dependency is down and never let an error end the loop.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -53,6 +54,7 @@ class OutboxRelay:
                 await self.drain()
             except (StoreUnavailable, QueueUnavailable) as error:
                 log.warning("outbox relay paused: %s", error)
+                await self._measure_backlog()  # the backlog grows exactly now
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
             except Exception:  # a bug must not silently end the loop that delivers every job
@@ -77,7 +79,8 @@ class OutboxRelay:
         now = time.monotonic()
         if now - self._backlog_measured_at >= 1.0:
             self._backlog_measured_at = now
-            OUTBOX_BACKLOG.set(await self._outbox.backlog())
+            with contextlib.suppress(StoreUnavailable):  # a down database is logged already
+                OUTBOX_BACKLOG.set(await self._outbox.backlog())
 
 
 class Reconciler:

@@ -56,14 +56,16 @@ def envelope_middleware(settings: Settings) -> Any:
                 await send(message)
 
             token = request_id_var.set(request_id)
+            measured = route not in _UNMEASURED
             started = time.perf_counter()
-            HTTP_IN_FLIGHT.inc()
+            if measured:
+                HTTP_IN_FLIGHT.inc()
             try:
                 await app(scope, receive, send_enveloped)
             finally:
-                HTTP_IN_FLIGHT.dec()
                 request_id_var.reset(token)
-                if route not in _UNMEASURED:
+                if measured:
+                    HTTP_IN_FLIGHT.dec()
                     method = scope["method"]
                     HTTP_DURATION.labels(method, route).observe(time.perf_counter() - started)
                     HTTP_REQUESTS.labels(method, route, str(status)).inc()
