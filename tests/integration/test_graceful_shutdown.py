@@ -10,7 +10,6 @@ every picture is drawn.
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import signal
 import subprocess
@@ -31,6 +30,7 @@ from app.settings import Settings
 from app.store.migrate import upgrade_async
 from app.store.tables import counter_table, figalization_table, outbox_table
 from tests.conftest import AppClient, figalize, wait_until
+from tests.distributed import distributed_settings, process_env
 from tests.services.kafka import KafkaService
 from tests.services.ports import LOCALHOST, free_port
 from tests.services.s3 import S3Service
@@ -50,14 +50,7 @@ class Stack:
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
     def env(self, **overrides: str) -> dict[str, str]:
-        return {
-            **os.environ,
-            **self.settings.to_env(),
-            "AWS_ACCESS_KEY_ID": str(self.s3.key),
-            "AWS_SECRET_ACCESS_KEY": str(self.s3.secret),
-            "FIGA_WORKER_METRICS_PORT": "0",
-            **overrides,
-        }
+        return process_env(self.settings, self.s3, **overrides)
 
     def start(self, name: str, *args: str, **env: str) -> subprocess.Popen[bytes]:
         """`figachechnaya <args>` with its output in `<name>.log`; stopped after the test."""
@@ -104,17 +97,12 @@ async def stack(
 ) -> AsyncIterator[Stack]:
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", str(s3_service.key))
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", str(s3_service.secret))
-    settings = Settings(
+    settings = distributed_settings(
         database_url=postgres_url,
-        kafka_bootstrap_servers=kafka_service.bootstrap_servers,
-        kafka_topic=kafka_topic,
-        kafka_group_id=f"{kafka_topic}-workers",  # no member of an earlier test's group
-        kafka_idempotence=kafka_service.supports_idempotence,
-        kafka_session_timeout_ms=kafka_service.group_timeouts["session_timeout_ms"],
-        kafka_heartbeat_interval_ms=kafka_service.group_timeouts["heartbeat_interval_ms"],
-        image_store_url=f"s3://{s3_bucket}/pictures",
-        s3_endpoint_url=s3_service.endpoint_url,
-        live_refresh_seconds=0.2,
+        kafka=kafka_service,
+        topic=kafka_topic,
+        s3=s3_service,
+        bucket=s3_bucket,
         log_format="json",
     )
     await upgrade_async(settings)

@@ -35,6 +35,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from app.settings import Settings
 from app.store.migrate import upgrade_async
 from tests.conftest import AppClient, figalize, wait_until
+from tests.distributed import distributed_settings, process_env
 from tests.services.kafka import KafkaService
 from tests.services.ports import LOCALHOST, free_port
 from tests.services.s3 import S3Service
@@ -128,14 +129,7 @@ class Stack:
     tmp_path: Path
 
     def env(self, **overrides: str) -> dict[str, str]:
-        return {
-            **os.environ,
-            **self.settings.to_env(),
-            "AWS_ACCESS_KEY_ID": str(self.s3.key),
-            "AWS_SECRET_ACCESS_KEY": str(self.s3.secret),
-            "FIGA_WORKER_METRICS_PORT": "0",
-            **overrides,
-        }
+        return process_env(self.settings, self.s3, **overrides)
 
 
 @pytest.fixture
@@ -150,17 +144,12 @@ async def stack(
 ) -> Stack:
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", str(s3_service.key))
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", str(s3_service.secret))
-    settings = Settings(
+    settings = distributed_settings(
         database_url=postgres_url,
-        kafka_bootstrap_servers=kafka_service.bootstrap_servers,
-        kafka_topic=kafka_topic,
-        kafka_group_id=f"{kafka_topic}-workers",  # no member of an earlier test's group
-        kafka_idempotence=kafka_service.supports_idempotence,
-        kafka_session_timeout_ms=kafka_service.group_timeouts["session_timeout_ms"],
-        kafka_heartbeat_interval_ms=kafka_service.group_timeouts["heartbeat_interval_ms"],
-        image_store_url=f"s3://{s3_bucket}/pictures",
-        s3_endpoint_url=s3_service.endpoint_url,
-        live_refresh_seconds=0.2,
+        kafka=kafka_service,
+        topic=kafka_topic,
+        s3=s3_service,
+        bucket=s3_bucket,
     )
     await upgrade_async(settings)
     return Stack(settings, s3_service, tmp_path)
