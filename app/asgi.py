@@ -20,8 +20,7 @@ from typing import Any
 import font_source_sans_pro
 import js_lib_htmx
 import swagger_ui_bundle
-from litestar import Litestar
-from litestar.config.cors import CORSConfig
+from litestar import Litestar, Router
 from litestar.datastructures import CacheControlHeader
 from litestar.di import Provide
 from litestar.openapi.config import OpenAPIConfig
@@ -52,7 +51,7 @@ from app.web.errors import exception_handlers
 from app.web.fragments import FragmentController
 from app.web.ops import OpsController, ReadinessProbe
 from app.web.pages import PageController
-from app.web.security import csrf_config, rate_limit_config
+from app.web.security import csrf, rate_limit_config
 from app.web.templating import register_filters
 from workers.inprocess import serve_in_process
 from workers.pipeline import RetryPolicy
@@ -152,7 +151,8 @@ def create_app(settings: Settings) -> Litestar:
 
     return Litestar(
         route_handlers=[
-            PageController,
+            # CSRF protects the form, so only the page's routes pay for it.
+            Router(path="/", route_handlers=[PageController], middleware=[csrf(settings)]),
             FragmentController,
             ApiV2Controller,
             CompatController,
@@ -169,15 +169,8 @@ def create_app(settings: Settings) -> Litestar:
             envelope_middleware(settings),
             *([limits.middleware] if (limits := rate_limit_config(settings)) else []),
         ],
-        csrf_config=csrf_config(settings),
         exception_handlers=exception_handlers(),
         request_max_body_size=MAX_BODY_BYTES,
-        cors_config=CORSConfig(
-            allow_origins=["*"],
-            allow_methods=["GET", "POST", "OPTIONS"],
-            allow_headers=["Content-Type", "X-Request-ID"],
-            expose_headers=["X-Request-ID"],
-        ),
         template_config=TemplateConfig(
             directory=templates_directory(),
             engine=JinjaTemplateEngine,

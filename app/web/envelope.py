@@ -1,11 +1,13 @@
-"""The one ASGI middleware every response passes through: request id, metrics, headers.
+"""The one ASGI middleware every response passes through: request id, metrics, headers, CORS.
 
 Three concerns, one wrapper: each extra ASGI layer costs a closure and a
 `send` indirection per message, and this runs for every request, polls
 included. It takes the request id from `X-Request-ID` (or makes one), sets it
 for log lines, counts and times the request by route template and status,
 and adds the security headers (CSP, nosniff, frame and referrer policies,
-HSTS behind TLS) and `X-Request-ID` to the answer.
+HSTS behind TLS) and `X-Request-ID` to the answer. Under `/api/` it also
+answers CORS, as the original service did: any origin, no credentials, and
+preflights answered here without reaching a handler.
 """
 
 from __future__ import annotations
@@ -16,7 +18,15 @@ import uuid
 from typing import Any
 
 from litestar.enums import ScopeType
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from litestar.types import (
+    ASGIApp,
+    HTTPResponseBodyEvent,
+    HTTPResponseStartEvent,
+    Message,
+    Receive,
+    Scope,
+    Send,
+)
 
 from app.logs import request_id_var
 from app.metrics import HTTP_DURATION, HTTP_IN_FLIGHT, HTTP_REQUESTS
@@ -26,6 +36,17 @@ from app.web.security import security_headers
 _ACCEPTABLE_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 _UNMEASURED = frozenset({"/metrics"})  # scraping must not count itself
 _HSTS = (b"strict-transport-security", b"max-age=31536000; includeSubDomains")
+_CORS = [
+    (b"access-control-allow-origin", b"*"),
+    (b"access-control-expose-headers", b"X-Request-ID, Retry-After"),
+]
+_PREFLIGHT = [
+    *_CORS,
+    (b"access-control-allow-methods", b"GET, POST, OPTIONS"),
+    (b"access-control-allow-headers", b"Content-Type, X-Request-ID"),
+    (b"access-control-max-age", b"86400"),
+    (b"vary", b"Origin"),
+]
 
 
 def envelope_middleware(settings: Settings) -> Any:
@@ -36,10 +57,14 @@ def envelope_middleware(settings: Settings) -> Any:
             if scope["type"] != ScopeType.HTTP:
                 await app(scope, receive, send)
                 return
+            api = scope["path"].startswith("/api/")
+            if api and scope["method"] == "OPTIONS":
+                await _answer_preflight(send)
+                return
             request_id = _request_id(scope)
             scope.setdefault("state", {})["request_id"] = request_id
             route = str(scope.get("path_template") or "unmatched")
-            extra = [*fixed, (b"x-request-id", request_id.encode())]
+            extra = [*fixed, (b"x-request-id", request_id.encode()), *(_CORS if api else ())]
             if scope.get("scheme") == "https":  # HSTS only means something over TLS
                 extra.append(_HSTS)
             status = 500  # what the server sends if the app dies before answering
@@ -73,6 +98,17 @@ def envelope_middleware(settings: Settings) -> Any:
         return envelope
 
     return wrap
+
+
+async def _answer_preflight(send: Send) -> None:
+    start: HTTPResponseStartEvent = {
+        "type": "http.response.start",
+        "status": 204,
+        "headers": _PREFLIGHT,
+    }
+    body: HTTPResponseBodyEvent = {"type": "http.response.body", "body": b"", "more_body": False}
+    await send(start)
+    await send(body)
 
 
 def _request_id(scope: Scope) -> str:
