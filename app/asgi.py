@@ -21,7 +21,7 @@ import font_source_sans_pro
 import js_lib_htmx
 import swagger_ui_bundle
 from litestar import Litestar, Router
-from litestar.datastructures import CacheControlHeader
+from litestar.datastructures import CacheControlHeader, State
 from litestar.di import Provide
 from litestar.openapi.config import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
@@ -51,6 +51,7 @@ from app.web.errors import exception_handlers
 from app.web.fragments import FragmentController
 from app.web.ops import OpsController, ReadinessProbe
 from app.web.pages import PageController
+from app.web.polls import hint_poll, total_poll
 from app.web.security import csrf, rate_limit_config
 from app.web.templating import register_filters
 from workers.inprocess import serve_in_process
@@ -154,6 +155,8 @@ def create_app(settings: Settings) -> Litestar:
             # CSRF protects the form, so only the page's routes pay for it.
             Router(path="/", route_handlers=[PageController], middleware=[csrf(settings)]),
             FragmentController,
+            hint_poll,
+            total_poll,
             ApiV2Controller,
             CompatController,
             OpsController,
@@ -164,6 +167,7 @@ def create_app(settings: Settings) -> Litestar:
             "probe": Provide(lambda: probe, use_cache=True, sync_to_thread=False),
         },
         lifespan=[lifespan],
+        state=State({"runtime": runtime}),  # for the plain-ASGI poll handlers
         logging_config=None,  # app.logs configured the root logger
         middleware=[
             envelope_middleware(settings),

@@ -12,9 +12,11 @@ preflights answered here without reaching a handler.
 
 from __future__ import annotations
 
+import functools
+import itertools
 import re
+import secrets
 import time
-import uuid
 from typing import Any
 
 from litestar.enums import ScopeType
@@ -91,9 +93,9 @@ def envelope_middleware(settings: Settings) -> Any:
                 request_id_var.reset(token)
                 if measured:
                     HTTP_IN_FLIGHT.dec()
-                    method = scope["method"]
-                    HTTP_DURATION.labels(method, route).observe(time.perf_counter() - started)
-                    HTTP_REQUESTS.labels(method, route, str(status)).inc()
+                    duration, requests = _series(scope["method"], route, status)
+                    duration.observe(time.perf_counter() - started)
+                    requests.inc()
 
         return envelope
 
@@ -111,6 +113,16 @@ async def _answer_preflight(send: Send) -> None:
     await send(body)
 
 
+@functools.cache
+def _series(method: str, route: str, status: int) -> tuple[Any, Any]:
+    """The labelled children, looked up once: `labels()` takes a lock on every call."""
+    return HTTP_DURATION.labels(method, route), HTTP_REQUESTS.labels(method, route, str(status))
+
+
+_PROCESS = secrets.token_hex(6)  # unique per process, so ids from replicas never collide
+_SEQUENCE = itertools.count()
+
+
 def _request_id(scope: Scope) -> str:
     for name, value in scope["headers"]:
         if name == b"x-request-id":
@@ -118,4 +130,4 @@ def _request_id(scope: Scope) -> str:
             if _ACCEPTABLE_ID.fullmatch(incoming):
                 return incoming
             break
-    return uuid.uuid4().hex
+    return f"{_PROCESS}{next(_SEQUENCE):012x}"  # cheaper than uuid4: no syscall per request

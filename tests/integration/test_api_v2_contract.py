@@ -173,7 +173,10 @@ async def test_every_response_carries_a_request_id(client: Client) -> None:
     given = await client.get("/api/v2/stats", headers={"X-Request-ID": "abc-123"})
     assert given.headers["x-request-id"] == "abc-123"
     made = await client.get("/api/v2/stats")
-    assert re.fullmatch(r"[0-9a-f]{32}", made.headers["x-request-id"])
+    assert re.fullmatch(r"[0-9a-f]{24}", made.headers["x-request-id"])
+    assert (await client.get("/api/v2/stats")).headers["x-request-id"] != made.headers[
+        "x-request-id"
+    ]
 
 
 async def test_with_a_public_base_url_the_picture_is_a_redirect_there(
