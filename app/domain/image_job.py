@@ -8,7 +8,7 @@ failure, which it must retry.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 VERSION = 1
 
@@ -30,7 +30,17 @@ class ImageJob:
     created_at: float = 0.0  # unix seconds of the figalization, for end-to-end latency
 
     def encode(self) -> bytes:
-        return json.dumps({"v": VERSION, **asdict(self)}, ensure_ascii=False).encode()
+        body = {
+            "v": VERSION,
+            "figalization_id": self.figalization_id,
+            "phrase": self.phrase,
+            "result": self.result,
+            "scheme": self.scheme,
+            "scheme_name": self.scheme_name,
+            "request_id": self.request_id,
+            "created_at": self.created_at,
+        }  # spelled out: dataclasses.asdict deep-copies, and this runs once per request
+        return json.dumps(body, ensure_ascii=False).encode()
 
     @classmethod
     def decode(cls, raw: bytes) -> ImageJob:
