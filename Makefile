@@ -46,6 +46,16 @@ typecheck: $(VENV)/.synced
 
 test: lint typecheck tools/checkov/.venv/.synced
 	$(VENV)/bin/pytest
+	$(VENV)/bin/python -m bench --docs test-artifacts soak --seconds 60
+
+# The benchmark of issue 7: distributed stack on loopback, wrk as load generator;
+# writes docs/benchmarks.md and docs/benchmarks.png, fails when a target is missed.
+bench: $(VENV)/.synced
+	$(VENV)/bin/python -m bench
+
+# The soak alone (also the last step of `make test`): writes docs/soak.md.
+soak: $(VENV)/.synced
+	$(VENV)/bin/python -m bench soak --seconds 60
 
 clean:
 	rm -rf $(TOOLS) $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,31 @@
+"""`python -m bench` (the benchmark) and `python -m bench soak` (the soak run)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--docs", type=Path, default=DOCS, help="where the reports go")
+    commands = parser.add_subparsers(dest="command")
+    soak = commands.add_parser("soak", help="a bounded load run against the distributed mode")
+    soak.add_argument("--seconds", type=float, default=60.0, help="how long the load lasts")
+    soak.add_argument("--clients", type=int, default=300, help="simulated browsers at once")
+    args = parser.parse_args(argv)
+    if args.command == "soak":
+        from bench.soak import run_soak
+
+        return asyncio.run(run_soak(args.docs, seconds=args.seconds, clients=args.clients))
+    from bench.benchmark import run_benchmark
+
+    return asyncio.run(run_benchmark(args.docs))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,81 @@
+"""`python -m bench`: the whole benchmark of issue 7, top to bottom.
+
+In order: the engine and the renderer alone (quiet machine), the servers,
+the ceiling app, the web site (figalizations, polls), the picture site (one
+worker at 50 req/s, then 1, 2 and 4 workers), the report. Exits 1 when a
+target is missed, naming it; every server it started is stopped, whatever
+happens.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from bench import report
+from bench.engine import measure_engine
+from bench.pictures import measure_render, measure_scaling, measure_steady
+from bench.results import BenchResults, Machine, evaluate
+from bench.stack import Stack
+from bench.web import measure_ceiling, measure_web
+
+_STARTED = time.monotonic()
+BUSY_LOAD = 0.5  # a 1-minute load average above this means the numbers share the CPU
+
+
+def say(message: str) -> None:
+    print(f"[{time.monotonic() - _STARTED:6.1f}s] {message}", flush=True)
+
+
+async def run_benchmark(docs: Path) -> int:
+    started = time.monotonic()
+    machine = Machine.describe()
+    say(f"machine: {machine.cpu}, {machine.cores} cores; engine and renderer in-process")
+    if machine.load_average > BUSY_LOAD:
+        say(f"warning: load average {machine.load_average:.2f}: something else runs here")
+    engine = measure_engine()
+    render = measure_render()
+    stack = Stack()
+    try:
+        say("starting PostgreSQL, Tansu, moto S3")
+        stack.start()
+        say("ceiling: bare Litestar hello")
+        hello, hello_url = stack.start_hello()
+        ceiling = await measure_ceiling(hello_url)
+        stack.stop(hello)
+        say("web: figalizations (API, form ± htmx) at 16/64/256, polls, 1,000 pollers")
+        web_site = await stack.new_site("web")
+        app, app_url = stack.start_app(web_site)
+        web = await measure_web(app, app_url, web_site)
+        stack.stop(app)
+        say("pictures: one worker at 50 req/s, then 1, 2 and 4 workers")
+        picture_site = await stack.new_site("pictures")
+        app, app_url = stack.start_app(picture_site)
+        [(worker, metrics_url)] = stack.start_workers(picture_site, 1)
+        async with httpx.AsyncClient(base_url=app_url, timeout=10.0) as client:
+            steady = await measure_steady(client, picture_site, app, worker, metrics_url)
+            stack.stop(worker)
+            scaling = await measure_scaling(client, stack, picture_site)
+    except BaseException:
+        print(f"bench: failed; server logs kept in {stack.workdir}", file=sys.stderr)
+        raise
+    finally:
+        stack.close()
+    stack.forget_logs()
+    results = BenchResults(
+        machine, ceiling, web, engine, render, steady, scaling, time.monotonic() - started
+    )
+    targets = evaluate(results)
+    markdown, picture = report.write(results, targets, docs)
+    say(f"wrote {markdown} and {picture}")
+    for target in targets:
+        mark = "ok    " if target.met else "MISSED"
+        print(f"  {mark} {target.name}: {target.measured} (required {target.required})")
+    missed = [t for t in targets if not t.met]
+    if missed:
+        print(f"bench: {len(missed)} target(s) missed", file=sys.stderr)
+        return 1
+    return 0

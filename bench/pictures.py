@@ -1,0 +1,230 @@
+"""Pictures: render time, the way from request to stored image, and jobs/s per worker.
+
+- Render: `workers.render.render_card` timed in this process, call by call.
+- Steady: one worker (nice 10) beside the app, wrk sending 50 figalizations a
+  second for 20 s; the worker's own histograms (render, upload, end to end)
+  are compared before and after, and every figalization of the run must end
+  `ready` with its object in the bucket (the drain is waited for, bounded).
+- Scaling: with the workers stopped, 400 jobs are queued; then 1, 2 or 4
+  workers start together and the rate is read from the database between 10%
+  and 90% done, so process start and group join are not counted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import statistics
+import time
+from dataclasses import dataclass
+
+import httpx
+
+from app.catalogue import load_catalogue
+from app.domain.figalize import figalize
+from bench.load import Request, Wrk, WrkResult
+from bench.phrases import PHRASES
+from bench.prometheus import Scrape, quantile, scrape, share_at_most
+from bench.stack import Process, Site, Stack
+from workers.render import render_card
+
+STEADY_RATE = 50  # requests/s: 50 connections, each one request a second
+STEADY_SECONDS = 20.0
+E2E_BOUND_SECONDS = 1.0
+DRAIN_LIMIT_SECONDS = 120.0
+SCALING_WORKERS = (1, 2, 4)
+SCALING_JOBS = 400
+
+
+@dataclass(frozen=True, slots=True)
+class Spread:
+    p50: float
+    p99: float
+
+
+@dataclass
+class Steady:
+    load: WrkResult
+    end_to_end_seconds: Spread  # estimated from the worker's histogram
+    end_to_end_share_within_bound: float  # exact: the 1 s bucket
+    render_ms: Spread  # the worker's histogram (includes the hop to its render thread)
+    upload_ms: Spread
+    drain_seconds: float  # after the load stopped, until nothing was pending
+    statuses: dict[str, int]
+    rows: int
+    counter: int
+    objects: int
+    app_rss_bytes: int
+    worker_rss_bytes: int
+
+    @property
+    def problems(self) -> list[str]:
+        found = []
+        if set(self.statuses) != {"ready"}:
+            found.append(f"pictures not all ready after the drain: {self.statuses}")
+        if not self.rows == self.counter == self.objects:
+            found.append(f"rows {self.rows}, counter {self.counter}, objects {self.objects}")
+        if not self.load.clean:
+            found.append(f"steady load had errors: {self.load}")
+        return found
+
+
+@dataclass(frozen=True, slots=True)
+class Scaling:
+    workers: int
+    jobs: int
+    jobs_per_second: float
+    seconds_to_all: float  # from spawning the workers to the last picture
+
+    @property
+    def per_worker(self) -> float:
+        return self.jobs_per_second / self.workers
+
+
+def measure_render(rounds: int = 2) -> Spread:
+    """Milliseconds per `render_card` call over the phrase list (after 3 warm-up calls)."""
+    scheme = load_catalogue("").default
+    cards = [(phrase, figalize(phrase, scheme)) for phrase in PHRASES]
+    for phrase, result in cards[:3]:
+        render_card(phrase=phrase, result=result, scheme_name=scheme.name)
+    timings = []
+    for _ in range(rounds):
+        for phrase, result in cards:
+            started = time.perf_counter()
+            render_card(phrase=phrase, result=result, scheme_name=scheme.name)
+            timings.append((time.perf_counter() - started) * 1000)
+    return spread(timings)
+
+
+def spread(values: list[float]) -> Spread:
+    cuts = statistics.quantiles(values, n=100, method="inclusive")
+    return Spread(p50=statistics.median(values), p99=cuts[98])
+
+
+def api_requests() -> list[Request]:
+    return [
+        Request("POST", "/api/v2/figalizations", json.dumps({"phrase": p}, ensure_ascii=False))
+        for p in PHRASES
+    ]
+
+
+async def measure_steady(
+    client: httpx.AsyncClient, site: Site, app: Process, worker: Process, metrics_url: str
+) -> Steady:
+    """The app and one worker are running; warm up, load at 50/s, drain, compare."""
+    for phrase in PHRASES[:5]:  # the worker joins its group and loads its fonts
+        (await client.post("/api/v2/figalizations", json={"phrase": phrase})).raise_for_status()
+    await wait_drained(site, within=60.0)
+    before = await scrape(client, metrics_url)
+    load = await Wrk(str(client.base_url)).run(
+        connections=STEADY_RATE,
+        seconds=STEADY_SECONDS,
+        requests=api_requests(),
+        headers=["Content-Type: application/json"],
+        pace_ms=1000,
+    )
+    drain = await wait_drained(site, within=DRAIN_LIMIT_SECONDS)
+    delta = (await scrape(client, metrics_url)).minus(before)
+    end_to_end = delta.buckets("figachechnaya_image_end_to_end_seconds")
+    return Steady(
+        load=load,
+        end_to_end_seconds=_histogram_spread(delta, "figachechnaya_image_end_to_end_seconds", 1),
+        end_to_end_share_within_bound=share_at_most(end_to_end, E2E_BOUND_SECONDS),
+        render_ms=_histogram_spread(delta, "figachechnaya_image_render_seconds", 1000),
+        upload_ms=_histogram_spread(delta, "figachechnaya_image_upload_seconds", 1000),
+        drain_seconds=drain,
+        statuses=await site.image_statuses(),
+        rows=await site.scalar("SELECT count(*) FROM figalization"),
+        counter=int((await client.get("/api/v2/stats")).json()["total"]),
+        objects=site.stored_pictures(),
+        app_rss_bytes=app.rss_bytes(),
+        worker_rss_bytes=worker.rss_bytes(),
+    )
+
+
+def _histogram_spread(delta: Scrape, name: str, scale: float) -> Spread:
+    buckets = delta.buckets(name)
+    return Spread(p50=quantile(buckets, 0.5) * scale, p99=quantile(buckets, 0.99) * scale)
+
+
+async def wait_drained(site: Site, *, within: float) -> float:
+    """Seconds until no picture is pending (bounded: fails after `within`)."""
+    started = time.monotonic()
+    async with site.database() as db:
+        while await db.fetchval("SELECT count(*) FROM figalization WHERE image_status = 'pending'"):
+            if time.monotonic() - started > within:
+                raise TimeoutError(f"pictures still pending after {within:.0f}s")
+            await asyncio.sleep(0.1)
+    return time.monotonic() - started
+
+
+async def measure_scaling(client: httpx.AsyncClient, stack: Stack, site: Site) -> list[Scaling]:
+    """Jobs/s with 1, 2 and 4 workers (no worker may be running when this starts)."""
+    results = []
+    for count in SCALING_WORKERS:
+        ready_before = await _ready(site)
+        await _enqueue(client, SCALING_JOBS)
+        started = time.monotonic()
+        workers = stack.start_workers(site, count)
+        try:
+            samples = await _sample_ready(site, ready_before, SCALING_JOBS)
+        finally:
+            for process, _ in workers:
+                stack.stop(process)
+        results.append(
+            Scaling(
+                workers=count,
+                jobs=SCALING_JOBS,
+                jobs_per_second=steady_rate(samples, SCALING_JOBS),
+                seconds_to_all=samples[-1][0] - started,
+            )
+        )
+    return results
+
+
+async def _ready(site: Site) -> int:
+    return await site.scalar("SELECT count(*) FROM figalization WHERE image_status = 'ready'")
+
+
+async def _enqueue(client: httpx.AsyncClient, jobs: int) -> None:
+    """`jobs` figalizations through the API, then wait until the outbox is in Kafka."""
+    gate = asyncio.Semaphore(16)
+
+    async def one(number: int) -> None:
+        async with gate:
+            answer = await client.post(
+                "/api/v2/figalizations", json={"phrase": PHRASES[number % len(PHRASES)]}
+            )
+            answer.raise_for_status()
+
+    await asyncio.gather(*(one(n) for n in range(jobs)))
+    for _ in range(300):
+        if (await client.get("/readyz")).json().get("outbox_backlog") == 0:
+            return
+        await asyncio.sleep(0.1)
+    raise TimeoutError("the outbox did not empty into Kafka within 30 s")
+
+
+async def _sample_ready(site: Site, before: int, jobs: int) -> list[tuple[float, int]]:
+    """(monotonic time, pictures made) every 50 ms until all `jobs` are ready (bounded)."""
+    samples: list[tuple[float, int]] = []
+    deadline = time.monotonic() + DRAIN_LIMIT_SECONDS
+    async with site.database() as db:
+        while not samples or samples[-1][1] < jobs:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"only {samples[-1][1]}/{jobs} pictures made in time")
+            ready = await db.fetchval(
+                "SELECT count(*) FROM figalization WHERE image_status = 'ready'"
+            )
+            samples.append((time.monotonic(), int(ready) - before))
+            await asyncio.sleep(0.05)
+    return samples
+
+
+def steady_rate(samples: list[tuple[float, int]], total: int) -> float:
+    """Jobs/s between 10% and 90% of `total` done: start-up and the last stragglers excluded."""
+    start, start_done = next((t, done) for t, done in samples if done >= 0.1 * total)
+    end, end_done = next((t, done) for t, done in samples if done >= 0.9 * total)
+    if end <= start:
+        raise ValueError("too few samples between 10% and 90%")
+    return (end_done - start_done) / (end - start)

@@ -1,0 +1,182 @@
+"""Everything one benchmark run measured, the machine it ran on, and the targets of issue 7.
+
+The targets are ratios or absolute limits that hold on any machine; each
+becomes one line of the report and, when missed, a non-zero exit.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bench.engine import EngineResult
+from bench.pictures import E2E_BOUND_SECONDS, Scaling, Spread, Steady
+from bench.web import Series, WebResults
+
+HEADLINE_CONNECTIONS = 64
+FIGALIZE_SHARE = 0.40
+FIGALIZE_P99_MS = 50.0
+POLL_SHARE = 0.80
+WORDS_PER_SECOND = 200_000
+RENDER_P50_MS = 30.0
+E2E_SHARE = 0.99  # p99 < 1 s ⇔ at least 99% within the 1 s bucket
+
+
+@dataclass(frozen=True, slots=True)
+class Machine:
+    cpu: str
+    cores: int
+    memory_gib: float
+    python: str
+    system: str
+    wrk: str
+    date: str
+    load_average: float  # 1 minute, before the run: others' work on the machine skews numbers
+
+    @classmethod
+    def describe(cls) -> Machine:
+        cpuinfo = Path("/proc/cpuinfo").read_text()
+        model = re.search(r"^model name\s*:\s*(.+)$", cpuinfo, flags=re.M)
+        meminfo = Path("/proc/meminfo").read_text()
+        memory = re.search(r"^MemTotal:\s+(\d+) kB", meminfo, flags=re.M)
+        return cls(
+            cpu=model.group(1).strip() if model else platform.processor() or "unknown",
+            cores=len(os.sched_getaffinity(0)),  # what `nproc` prints
+            memory_gib=int(memory.group(1)) / 2**20 if memory else 0.0,
+            python=platform.python_version(),
+            system=f"{platform.system()} {platform.release()}",
+            wrk=_wrk_version(),
+            date=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+            load_average=os.getloadavg()[0],
+        )
+
+
+def _wrk_version() -> str:
+    binary = shutil.which("wrk")
+    if binary is None:
+        return "missing"
+    # `wrk -v` prints its version and usage, and exits 1.
+    shown = subprocess.run(  # noqa: S603 - the installed wrk, fixed arguments
+        [binary, "-v"], capture_output=True, text=True, timeout=10, check=False
+    )
+    first = (shown.stdout + shown.stderr).splitlines()
+    return first[0].split(" Copyright")[0] if first else "unknown"
+
+
+@dataclass
+class BenchResults:
+    machine: Machine
+    ceiling: Series
+    web: WebResults
+    engine: EngineResult
+    render_ms: Spread  # in-process
+    steady: Steady
+    scaling: list[Scaling]
+    seconds: float  # the whole run
+
+    def share_of_ceiling(self, series: Series, connections: int = HEADLINE_CONNECTIONS) -> float:
+        ceiling = self.ceiling.runs[connections].requests_per_second
+        return series.runs[connections].requests_per_second / ceiling
+
+    def poll_share(self, name: str) -> float:
+        ceiling = self.ceiling.runs[HEADLINE_CONNECTIONS].requests_per_second
+        return self.web.polls.unchanged[name].requests_per_second / ceiling
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    name: str
+    measured: str
+    required: str
+    met: bool
+
+
+def evaluate(results: BenchResults) -> list[Target]:
+    web, steady = results.web, results.steady
+    api = web.api.runs[HEADLINE_CONNECTIONS]
+    share = results.share_of_ceiling(web.api)
+    targets = [
+        Target(
+            "figalization POST ÷ ceiling at 64 connections",
+            f"{share:.0%} ({api.requests_per_second:,.0f} req/s)",
+            f"≥ {FIGALIZE_SHARE:.0%}",
+            share >= FIGALIZE_SHARE,
+        ),
+        Target(
+            "figalization POST p99 at 64 connections",
+            f"{api.p99_ms:.1f} ms",
+            f"< {FIGALIZE_P99_MS:.0f} ms",
+            api.p99_ms < FIGALIZE_P99_MS,
+        ),
+    ]
+    for name in ("total", "hint"):
+        poll_share = results.poll_share(name)
+        targets.append(
+            Target(
+                f"unchanged poll /fragments/{name} ÷ ceiling at 64",
+                f"{poll_share:.0%} ({web.polls.unchanged[name].requests_per_second:,.0f} req/s)",
+                f"≥ {POLL_SHARE:.0%}",
+                poll_share >= POLL_SHARE,
+            )
+        )
+    words = results.engine.words_per_second
+    targets += [
+        Target(
+            "engine words/s on one core",
+            f"{words:,.0f}",
+            f"≥ {WORDS_PER_SECOND:,}",
+            words >= WORDS_PER_SECOND,
+        ),
+        Target(
+            "picture end-to-end p99 at 50 req/s, one worker",
+            f"{steady.end_to_end_seconds.p99:.2f} s "
+            f"({steady.end_to_end_share_within_bound:.1%} within {E2E_BOUND_SECONDS:g} s)",
+            f"< {E2E_BOUND_SECONDS:g} s",
+            steady.end_to_end_share_within_bound >= E2E_SHARE,
+        ),
+        Target(
+            "render p50 (in-process)",
+            f"{results.render_ms.p50:.1f} ms",
+            f"< {RENDER_P50_MS:.0f} ms",
+            results.render_ms.p50 < RENDER_P50_MS,
+        ),
+    ]
+    errors = errors_found(results)
+    targets.append(
+        Target(
+            "no errors; every accepted request stored and pictured",
+            "; ".join(errors) if errors else "none",
+            "none",
+            not errors,
+        )
+    )
+    return targets
+
+
+def errors_found(results: BenchResults) -> list[str]:
+    web = results.web
+    runs = [
+        (series.label, result)
+        for series in (results.ceiling, web.api, web.form_htmx, web.form_page)
+        for result in series.runs.values()
+    ]
+    runs += [(f"poll {name}", result) for name, result in web.polls.unchanged.items()]
+    runs += [("1,000 pollers", web.polls.crowd.result)]
+    found = [
+        f"{label} at {result.connections}: {result.non_2xx} non-2xx, "
+        f"{result.socket_errors} socket errors"
+        for label, result in runs
+        if not result.clean
+    ]
+    found += [f"server answered {key}: {count:.0f}×" for key, count in web.wrong_statuses.items()]
+    if web.polls.not_204:
+        found.append(f"{web.polls.not_204} unchanged polls were not answered 204")
+    found += web.accounting.problems
+    found += results.steady.problems
+    return found

@@ -1,0 +1,256 @@
+"""The distributed mode on one machine, as the benchmark and the soak run it.
+
+PostgreSQL, the Tansu broker and moto's S3 server come from
+`tests.services` (real servers, no Docker). The app and the workers are the
+real console script, `figachechnaya serve` (uvicorn, uvloop, httptools, one
+process: the production server settings of `app/cli.py`) and
+`figachechnaya worker`, each in its own process group that dies with us.
+Workers run under `nice -n 10`: pictures are background work and must not
+take the web tier's CPU on a small machine.
+
+A `Site` is one isolated world inside the shared servers (a database, a
+topic, a consumer group and a bucket prefix), so one phase's backlog never
+leaks into another's numbers. Only 127.0.0.1 is ever used.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import asyncpg  # type: ignore[import-untyped]
+import httpx
+from sqlalchemy import make_url
+
+from app.settings import Settings
+from tests.services.kafka import KafkaService
+from tests.services.ports import LOCALHOST, free_port
+from tests.services.postgres import PostgresService
+from tests.services.processes import ServerProcess, make_workdir
+from tests.services.s3 import S3Service
+
+FIGACHECHNAYA = str(Path(sys.executable).with_name("figachechnaya"))
+PARTITIONS = 12  # as in production: up to 12 workers share a topic
+START_SECONDS = 60.0
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+class Process:
+    """One process of ours: a server with a port and a log, its CPU time and memory."""
+
+    def __init__(self, name: str, argv: list[str], *, env: dict[str, str], log: Path) -> None:
+        self.name = name
+        self._server = ServerProcess(name, argv, log, stop_signal=signal.SIGTERM, env=env)
+
+    @property
+    def pid(self) -> int:
+        pid = self._server.pid
+        if pid is None:
+            raise RuntimeError(f"{self.name} is not running.\n{self._server.describe_log()}")
+        return pid
+
+    @property
+    def log_path(self) -> Path:
+        return self._server.log_path
+
+    def start(self, ready_url: str) -> None:
+        """Spawn, then wait until `ready_url` answers 200."""
+        self.spawn()
+        self.wait_ready(ready_url)
+
+    def spawn(self) -> None:
+        self._server.spawn()
+
+    def wait_ready(self, url: str) -> None:
+        self._server.wait_ready(lambda: _answers(url), timeout=START_SECONDS, what=url)
+
+    def stop(self) -> None:
+        """SIGTERM (graceful: the app drains, a worker commits and leaves its group)."""
+        self._server.stop(timeout=25.0)
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU time so far (/proc/PID/stat utime + stime)."""
+        stat = Path(f"/proc/{self.pid}/stat").read_text()
+        fields = stat[stat.rindex(")") + 2 :].split()
+        return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+    def rss_bytes(self) -> int:
+        """Resident memory now (/proc/PID/status VmRSS)."""
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+        raise RuntimeError(f"no VmRSS for {self.name}")
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=1.0).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+@dataclass
+class Site:
+    """One isolated world: database, topic, consumer group and bucket prefix."""
+
+    name: str
+    settings: Settings
+    stack: Stack
+
+    @property
+    def dsn(self) -> str:
+        url = make_url(self.settings.database_url).set(drivername="postgresql")
+        return url.render_as_string(hide_password=False)
+
+    @asynccontextmanager
+    async def database(self) -> AsyncIterator[asyncpg.Connection]:
+        connection = await asyncpg.connect(self.dsn)
+        try:
+            yield connection
+        finally:
+            await connection.close()
+
+    async def scalar(self, sql: str) -> int:
+        async with self.database() as connection:
+            return int(await connection.fetchval(sql))
+
+    async def image_statuses(self) -> dict[str, int]:
+        """Rows by picture status: pending, ready, failed."""
+        async with self.database() as connection:
+            rows = await connection.fetch(
+                "SELECT image_status, count(*) FROM figalization GROUP BY image_status"
+            )
+        return {row[0]: int(row[1]) for row in rows}
+
+    def stored_pictures(self) -> int:
+        bucket = self.stack.bucket
+        filesystem = self.stack.s3.filesystem(use_listings_cache=False)
+        return len(filesystem.find(f"{bucket}/{self.name}"))
+
+
+class Stack:
+    """The shared servers, and the app, worker and ceiling processes started on them."""
+
+    def __init__(self) -> None:
+        self.workdir = make_workdir("bench")  # logs; a killed run's are removed next time
+        self.postgres = PostgresService()
+        self.kafka = KafkaService()
+        self.s3 = S3Service()
+        self.bucket = ""
+        self._processes: list[Process] = []
+
+    def start(self) -> None:
+        self.postgres.start()
+        self.kafka.start()
+        self.s3.start()
+        self.bucket = self.s3.create_bucket()
+
+    def close(self) -> None:
+        for process in reversed(self._processes):
+            process.stop()
+        for service in (self.s3, self.kafka, self.postgres):
+            service.close()
+
+    async def new_site(self, name: str, **overrides: Any) -> Site:
+        """A fresh database (migrated), topic and group; settings as in production."""
+        database = await self.postgres.create_database()
+        topic = f"bench-{name}-{os.getpid()}"
+        await self.kafka.create_topic(topic, partitions=PARTITIONS)
+        timeouts = self.kafka.group_timeouts
+        settings = Settings(
+            database_url=self.postgres.url_for(database),
+            kafka_bootstrap_servers=self.kafka.bootstrap_servers,
+            kafka_topic=topic,
+            kafka_group_id=f"bench-{name}",
+            kafka_idempotence=self.kafka.supports_idempotence,
+            kafka_topic_partitions=PARTITIONS,
+            kafka_session_timeout_ms=timeouts["session_timeout_ms"],
+            kafka_heartbeat_interval_ms=timeouts["heartbeat_interval_ms"],
+            image_store_url=f"s3://{self.bucket}/{name}",
+            s3_endpoint_url=self.s3.endpoint_url,
+            log_level="WARNING",
+            rate_limit_per_minute=0,
+        )
+        settings = replace(settings, **overrides)
+        migrate = await asyncio.create_subprocess_exec(
+            FIGACHECHNAYA,
+            "migrate",
+            env=self.env(settings),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        output, _ = await asyncio.wait_for(migrate.communicate(), 120)
+        if migrate.returncode != 0:
+            raise RuntimeError(f"figachechnaya migrate failed:\n{output.decode()}")
+        return Site(name, settings, self)
+
+    def env(self, settings: Settings, **extra: str) -> dict[str, str]:
+        return {
+            **os.environ,
+            **settings.to_env(),
+            **self.s3.credentials_environment(),
+            "FIGA_WORKER_METRICS_PORT": "0",
+            **extra,
+        }
+
+    def start_app(self, site: Site) -> tuple[Process, str]:
+        """`figachechnaya serve` on a free port; returns it and its base URL once ready."""
+        port = free_port()
+        argv = [FIGACHECHNAYA, "serve", "--host", LOCALHOST, "--port", str(port)]
+        process = self._spawn(f"app-{site.name}", argv, self.env(site.settings))
+        base_url = f"http://{LOCALHOST}:{port}"
+        process.start(f"{base_url}/readyz")
+        return process, base_url
+
+    def start_workers(self, site: Site, count: int) -> list[tuple[Process, str]]:
+        """`count` workers spawned together (one group join), then awaited."""
+        workers = [self.spawn_worker(site, index) for index in range(count)]
+        for process, metrics_url in workers:
+            process.wait_ready(metrics_url)
+        return workers
+
+    def spawn_worker(self, site: Site, index: int = 0) -> tuple[Process, str]:
+        """`nice -n 10 figachechnaya worker` with its metrics on a free port (not awaited)."""
+        port = free_port()
+        nice = shutil.which("nice") or "/usr/bin/nice"
+        env = self.env(
+            site.settings,
+            FIGA_WORKER_METRICS_PORT=str(port),
+            FIGA_WORKER_METRICS_HOST=LOCALHOST,
+            FIGA_LOG_LEVEL="INFO",  # a line per picture, as in production
+        )
+        argv = [nice, "-n", "10", FIGACHECHNAYA, "worker"]
+        process = self._spawn(f"worker-{site.name}-{index}", argv, env)
+        process.spawn()
+        return process, f"http://{LOCALHOST}:{port}/metrics"
+
+    def start_hello(self) -> tuple[Process, str]:
+        """The ceiling: a bare Litestar route under the same uvicorn settings."""
+        port = free_port()
+        argv = [sys.executable, "-m", "bench.hello", "--host", LOCALHOST, "--port", str(port)]
+        env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)}
+        process = self._spawn("hello", argv, env)
+        base_url = f"http://{LOCALHOST}:{port}"
+        process.start(f"{base_url}/")
+        return process, base_url
+
+    def stop(self, process: Process) -> None:
+        process.stop()
+        if process in self._processes:
+            self._processes.remove(process)
+
+    def forget_logs(self) -> None:
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def _spawn(self, name: str, argv: list[str], env: dict[str, str]) -> Process:
+        process = Process(name, argv, env=env, log=self.workdir / f"{name}.log")
+        self._processes.append(process)
+        return process
