@@ -33,7 +33,8 @@ from workers.pipeline import RetryPolicy, make_picture, record
 log = logging.getLogger(__name__)
 
 POLL_TIMEOUT_MS = 500
-MAX_RECORDS = 50
+MAX_RECORDS = 20  # a batch is what SIGTERM waits for: about a second of drawing
+JOBS_AT_ONCE = 4
 
 
 async def run_worker(settings: Settings) -> int:
@@ -100,17 +101,27 @@ async def consume(
     policy: RetryPolicy,
     stopping: asyncio.Event,
 ) -> None:
+    """Poll a batch, draw its pictures a few at a time, commit it, repeat until SIGTERM.
+
+    A few jobs run at once so one picture's upload and status update overlap the
+    next one's drawing; the batch is committed only when every job in it is
+    stored and recorded, so a crash redelivers it whole (effects are idempotent).
+    """
+    slots = asyncio.Semaphore(JOBS_AT_ONCE)
+
+    async def one_at_a_slot(message: ConsumerRecord[bytes, bytes]) -> None:
+        async with slots:
+            await handle(message, images, history, policy)
+
     while not stopping.is_set():
         batches = await consumer.getmany(timeout_ms=POLL_TIMEOUT_MS, max_records=MAX_RECORDS)
-        for partition, messages in batches.items():
-            for message in messages:
-                JOBS_CONSUMED.inc()
-                await handle(message, images, history, policy)
-                await consumer.commit({partition: message.offset + 1})
-                if stopping.is_set():
-                    return  # the rest of the batch is redelivered to whoever takes over
+        messages = [message for batch in batches.values() for message in batch]
+        JOBS_CONSUMED.inc(len(messages))
+        await asyncio.gather(*(one_at_a_slot(message) for message in messages))
+        if batches:
+            await consumer.commit({tp: batch[-1].offset + 1 for tp, batch in batches.items()})
         await measure_lag(consumer)
-    log.info("SIGTERM: current job finished and committed, leaving the group")
+    log.info("SIGTERM: the current batch is finished and committed, leaving the group")
 
 
 async def handle(
