@@ -27,10 +27,9 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from app.cli import GRACE_SECONDS
 from app.settings import Settings
-from app.store.migrate import upgrade_async
 from app.store.tables import counter_table, figalization_table, outbox_table
 from tests.conftest import AppClient, figalize, wait_until
-from tests.distributed import distributed_settings, process_env
+from tests.distributed import migrated_settings, process_env
 from tests.services.kafka import KafkaService
 from tests.services.ports import LOCALHOST, free_port
 from tests.services.s3 import S3Service
@@ -95,9 +94,8 @@ async def stack(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> AsyncIterator[Stack]:
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", str(s3_service.key))
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", str(s3_service.secret))
-    settings = distributed_settings(
+    settings = await migrated_settings(
+        monkeypatch,
         database_url=postgres_url,
         kafka=kafka_service,
         topic=kafka_topic,
@@ -105,7 +103,6 @@ async def stack(
         bucket=s3_bucket,
         log_format="json",
     )
-    await upgrade_async(settings)
     running = Stack(settings, s3_service, s3_bucket, tmp_path)
     yield running
     await asyncio.to_thread(running.stop_all)

@@ -35,7 +35,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from app.settings import Settings
 from app.store.migrate import upgrade_async
 from tests.conftest import AppClient, figalize, wait_until
-from tests.distributed import distributed_settings, process_env
+from tests.distributed import migrated_settings, process_env
 from tests.services.kafka import KafkaService
 from tests.services.ports import LOCALHOST, free_port
 from tests.services.s3 import S3Service
@@ -142,16 +142,14 @@ async def stack(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> Stack:
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", str(s3_service.key))
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", str(s3_service.secret))
-    settings = distributed_settings(
+    settings = await migrated_settings(
+        monkeypatch,
         database_url=postgres_url,
         kafka=kafka_service,
         topic=kafka_topic,
         s3=s3_service,
         bucket=s3_bucket,
     )
-    await upgrade_async(settings)
     return Stack(settings, s3_service, tmp_path)
 
 
