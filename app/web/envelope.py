@@ -42,6 +42,7 @@ _CORS = [
     (b"access-control-allow-origin", b"*"),
     (b"access-control-expose-headers", b"X-Request-ID, Retry-After"),
 ]
+_API_HEADERS = frozenset({b"x-content-type-options", b"referrer-policy"})
 _PREFLIGHT = [
     *_CORS,
     (b"access-control-allow-methods", b"GET, POST, OPTIONS"),
@@ -52,7 +53,12 @@ _PREFLIGHT = [
 
 
 def envelope_middleware(settings: Settings) -> Any:
-    fixed = [(name.lower().encode(), value.encode()) for name, value in security_headers(settings)]
+    page_headers = [(k.lower().encode(), v.encode()) for k, v in security_headers(settings)]
+    # JSON is never rendered as a document: CSP and framing rules mean nothing there, and
+    # every header costs the server a Python loop turn on the hottest routes. (/api/docs,
+    # Swagger UI, is the one HTML page there; its initializer is an inline script, which
+    # the page's CSP would block, and it shows no user text.)
+    api_headers = [h for h in page_headers if h[0] in _API_HEADERS] + _CORS
 
     def wrap(app: ASGIApp) -> ASGIApp:
         async def envelope(scope: Scope, receive: Receive, send: Send) -> None:
@@ -66,7 +72,10 @@ def envelope_middleware(settings: Settings) -> Any:
             request_id = _request_id(scope)
             scope.setdefault("state", {})["request_id"] = request_id
             route = str(scope.get("path_template") or "unmatched")
-            extra = [*fixed, (b"x-request-id", request_id.encode()), *(_CORS if api else ())]
+            extra = [
+                *(api_headers if api else page_headers),
+                (b"x-request-id", request_id.encode()),
+            ]
             if scope.get("scheme") == "https":  # HSTS only means something over TLS
                 extra.append(_HSTS)
             status = 500  # what the server sends if the app dies before answering

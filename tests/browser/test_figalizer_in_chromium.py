@@ -423,3 +423,13 @@ async def test_the_page_runs_without_script_errors_or_blocked_resources(page: Pa
     await page.wait_for_timeout(1000)  # two polls of the hint and the counter
 
     assert problems == []
+
+
+@pytest.mark.browser
+async def test_the_interactive_api_docs_render_from_our_own_assets(page: Page) -> None:
+    failed: list[str] = []
+    page.on("requestfailed", lambda request: failed.append(request.url))
+    await page.goto("/api/docs")
+    await page.locator(".swagger-ui .opblock").first.wait_for(timeout=15_000)
+    assert await page.locator(".opblock-summary-path", has_text="/api/v2/figalizations").count()
+    assert failed == []
