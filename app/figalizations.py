@@ -92,13 +92,12 @@ class Figalizer:
         return Outcome(figalization, stored=True)
 
     def image_job(self, figalization: Figalization, request_id: str = "") -> ImageJob:
-        scheme = self.catalogue.get(figalization.scheme)
         return ImageJob(
             figalization_id=figalization.id,
             phrase=figalization.phrase,
             result=figalization.result,
             scheme=figalization.scheme,
-            scheme_name=scheme.name if scheme else figalization.scheme,
+            scheme_name=self.scheme_name(figalization.scheme),
             request_id=request_id,
             created_at=figalization.created_at.timestamp(),
         )

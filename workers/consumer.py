@@ -144,25 +144,20 @@ async def handle(
         request_id_var.reset(token)
 
 
-_lag_reported: set[str] = set()  # partitions whose lag this process exposes
-
-
 async def measure_lag(consumer: AIOKafkaConsumer) -> None:
     """Lag per assigned partition: the broker's end offset minus our position.
 
-    A partition handed to another worker is dropped from the gauge, so its last
-    value does not linger beside what its new owner reports.
+    The gauge is rebuilt from the current assignment, so a partition handed to
+    another worker does not linger here beside what its new owner reports.
     """
-    assigned = consumer.assignment()
-    for gone in _lag_reported - {str(p.partition) for p in assigned}:
-        CONSUMER_LAG.remove(gone)
-        _lag_reported.discard(gone)
-    for partition in assigned:
+    lags: dict[str, int] = {}
+    for partition in consumer.assignment():
         end = consumer.highwater(partition)
         if end is not None:
-            position = await consumer.position(partition)
-            CONSUMER_LAG.labels(str(partition.partition)).set(max(0, end - position))
-            _lag_reported.add(str(partition.partition))
+            lags[str(partition.partition)] = max(0, end - await consumer.position(partition))
+    CONSUMER_LAG.clear()  # no await from here on: a scrape never sees a half-built gauge
+    for partition_label, lag in lags.items():
+        CONSUMER_LAG.labels(partition_label).set(lag)
 
 
 def _request_id(message: ConsumerRecord[bytes, bytes]) -> str:

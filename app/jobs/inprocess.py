@@ -27,9 +27,6 @@ class InProcessQueue:
     async def get(self) -> Message:
         return await self._messages.get()
 
-    def depth(self) -> int:
-        return self._messages.qsize()
-
     async def ping(self) -> None:
         return None
 

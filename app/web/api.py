@@ -15,8 +15,8 @@ from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 from app.domain.figalization import ImageStatus, image_key
 from app.domain.phrase import PhraseError
 from app.figalizations import UnknownScheme
+from app.logs import request_id_var
 from app.web.deps import RuntimeDep
-from app.web.pages import request_id
 from app.web.views import ErrorView, FigalizationView, ImageView, api_view
 
 
@@ -79,7 +79,7 @@ class ApiV2Controller(Controller):
     ) -> Response[FigalizationView] | Response[ErrorView]:
         try:
             outcome = await runtime.figalizer.figalize(
-                data.phrase, data.scheme, request_id=request_id(request)
+                data.phrase, data.scheme, request_id=request_id_var.get()
             )
         except PhraseError as error:
             return Response(ErrorView(error.code, error.message), status_code=422)

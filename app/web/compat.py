@@ -16,9 +16,9 @@ from litestar.params import JSONBody
 from app.domain.figalization import ImageStatus
 from app.domain.phrase import PhraseError
 from app.figalizations import UnknownScheme
+from app.logs import request_id_var
 from app.store.history import StoreUnavailable
 from app.web.deps import RuntimeDep
-from app.web.pages import request_id
 from app.web.views import image_path
 
 
@@ -53,14 +53,13 @@ class CompatController(Controller):
     )
     async def figalize(
         self,
-        request: Request[Any, Any, Any],
         runtime: RuntimeDep,
         data: JSONBody[CompatFigalizeRequest],
     ) -> Response[CompatAnswer]:
         try:
             scheme_id = scheme_at(runtime, data.schema_id)
             outcome = await runtime.figalizer.figalize(
-                data.phrase, scheme_id, request_id=request_id(request)
+                data.phrase, scheme_id, request_id=request_id_var.get()
             )
         except (PhraseError, UnknownScheme) as error:
             return Response(CompatAnswer(error.message), status_code=400)

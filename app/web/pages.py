@@ -13,6 +13,7 @@ from litestar.response import Template
 
 from app.domain.phrase import PhraseError
 from app.figalizations import UnknownScheme
+from app.logs import request_id_var
 from app.web.deps import RuntimeDep
 from app.web.templating import fragment, is_htmx, page
 from app.web.views import result_view
@@ -42,7 +43,7 @@ class PageController(Controller):
         htmx = is_htmx(request)
         try:
             outcome = await runtime.figalizer.figalize(
-                data.phrase, data.scheme or None, request_id=request_id(request)
+                data.phrase, data.scheme or None, request_id=request_id_var.get()
             )
         except (PhraseError, UnknownScheme) as error:
             message = error.message
@@ -83,8 +84,3 @@ class PageController(Controller):
             result=result,
             base_url=str(request.base_url).rstrip("/"),
         )
-
-
-def request_id(request: Request[Any, Any, Any]) -> str:
-    value = request.scope.get("state", {}).get("request_id", "")
-    return str(value)

@@ -12,16 +12,11 @@ from litestar import Request
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.response import Template
 
-from app.live import LiveState
 from app.runtime import Runtime
 
 
 def is_htmx(request: Request[Any, Any, Any]) -> bool:
     return request.headers.get("hx-request") == "true"
-
-
-def live_context(runtime: Runtime, live: LiveState) -> dict[str, Any]:
-    return {"live": live, "poll_seconds": runtime.settings.poll_seconds}
 
 
 def page(runtime: Runtime, name: str, *, status_code: int = 200, **context: Any) -> Template:
@@ -31,7 +26,7 @@ def page(runtime: Runtime, name: str, *, status_code: int = 200, **context: Any)
     context.setdefault("error", None)
     context.setdefault("result", None)
     context.setdefault("max_length", runtime.settings.max_phrase_length)
-    context |= live_context(runtime, runtime.live.state)
+    context |= {"live": runtime.live.state, "poll_seconds": runtime.settings.poll_seconds}
     return Template(template_name=name, context=context, status_code=status_code)
 
 

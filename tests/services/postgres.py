@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
 from tests.services.ports import LOCALHOST, free_port
-from tests.services.processes import NotControllableError, ServerProcess, ServiceError, make_workdir
+from tests.services.processes import ControllableService, ServerProcess, ServiceError, make_workdir
 
 ADMIN_USER = "postgres"
 ADMIN_DATABASE = "postgres"
@@ -60,7 +60,7 @@ def asyncpg_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
-class PostgresService:
+class PostgresService(ControllableService):
     """A PostgreSQL server: its admin URL, fresh databases, and stop/start."""
 
     def __init__(
@@ -114,15 +114,6 @@ class PostgresService:
         if self._server is not None:
             self._server.stop(timeout=15.0)
 
-    def restart(self) -> None:
-        self.stop()
-        self.start()
-
-    def ensure_running(self) -> None:
-        """Start it if a test left it stopped; nothing to do for an external server."""
-        if self.controllable:
-            self.start()
-
     def close(self) -> None:
         """Stop for good and delete the cluster's directory."""
         if self._server is not None:
@@ -149,9 +140,8 @@ class PostgresService:
         finally:
             await engine.dispose()
 
-    def _require_control(self) -> None:
-        if not self.controllable:
-            raise NotControllableError(f"external PostgreSQL at {self.url} cannot be stopped")
+    def describe(self) -> str:
+        return f"PostgreSQL at {self.url}"
 
     def _initialise(self) -> ServerProcess:
         self._workdir = make_workdir("postgres")

@@ -11,6 +11,7 @@ processes.
 
 from __future__ import annotations
 
+import abc
 import atexit
 import ctypes
 import os
@@ -34,6 +35,36 @@ class ServiceError(RuntimeError):
 
 class NotControllableError(RuntimeError):
     """The service is an external server: the tests cannot stop or start it."""
+
+
+class ControllableService(abc.ABC):
+    """What PostgreSQL, Kafka and S3 share: a local server the tests may stop and start,
+    or an external one (`controllable` false) that they only use."""
+
+    controllable: bool
+
+    @abc.abstractmethod
+    def start(self) -> None: ...
+
+    @abc.abstractmethod
+    def stop(self) -> None: ...
+
+    @abc.abstractmethod
+    def describe(self) -> str:
+        """The server's name and address, for error messages."""
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def ensure_running(self) -> None:
+        """Start it if a test left it stopped; nothing to do for an external server."""
+        if self.controllable:
+            self.start()
+
+    def _require_control(self) -> None:
+        if not self.controllable:
+            raise NotControllableError(f"external {self.describe()} cannot be stopped")
 
 
 def _die_with_parent(death_signal: int) -> Callable[[], None] | None:

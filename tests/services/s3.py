@@ -24,13 +24,13 @@ import uuid
 from typing import Any
 
 from tests.services.ports import LOCALHOST, free_port
-from tests.services.processes import NotControllableError, ServiceError
+from tests.services.processes import ControllableService, ServiceError
 
 FAKE_KEY = "testing"
 FAKE_SECRET = "testing"
 
 
-class S3Service:
+class S3Service(ControllableService):
     """An S3-protocol server: its endpoint, client options, buckets, and stop/start."""
 
     def __init__(
@@ -138,19 +138,9 @@ class S3Service:
             self._thread.join(10.0)
         self._server = self._thread = None
 
-    def restart(self) -> None:
-        self.stop()
-        self.start()
-
-    def ensure_running(self) -> None:
-        """Start it if a test left it stopped; nothing to do for an external store."""
-        if self.controllable:
-            self.start()
-
     def close(self) -> None:
         if self.controllable:
             self.stop()
 
-    def _require_control(self) -> None:
-        if not self.controllable:
-            raise NotControllableError(f"external S3 at {self.endpoint_url} cannot be stopped")
+    def describe(self) -> str:
+        return f"S3 at {self.endpoint_url}"
