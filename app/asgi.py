@@ -40,24 +40,23 @@ from app.jobs.relay import OutboxRelay, Reconciler
 from app.live import LiveFeed
 from app.runtime import Runtime
 from app.settings import Settings
-from app.store.engine import create_engine
 from app.store.history import SqlHistory
 from app.store.migrate import upgrade_async
 from app.store.outbox import SqlOutbox
 from app.web.api import ApiV2Controller
 from app.web.compat import CompatController
+from app.web.create_route import create_figalization, document
 from app.web.envelope import envelope_middleware
 from app.web.errors import exception_handlers
 from app.web.fragments import FragmentController
 from app.web.ops import OpsController, ReadinessProbe
 from app.web.pages import PageController
 from app.web.polls import hint_poll, total_poll
-from app.web.security import csrf, rate_limit_config
+from app.web.security import MAX_BODY_BYTES, csrf, rate_limit_config
 from app.web.templating import register_filters
 from workers.inprocess import serve_in_process
 from workers.pipeline import RetryPolicy
 
-MAX_BODY_BYTES = 4096
 PACKAGE = Path(__file__).parent
 SWAGGER = "/vendor/swagger"
 
@@ -70,16 +69,12 @@ def templates_directory() -> Path:
 
 def build_runtime(settings: Settings) -> Runtime:
     catalogue = load_catalogue(settings.schemes_file)  # a bad catalogue stops start-up here
-    history = SqlHistory(create_engine(settings))
+    history = SqlHistory.from_settings(settings)
     live = LiveFeed(history, refresh_seconds=settings.live_refresh_seconds)
     queue: JobQueue = KafkaQueue(settings) if settings.uses_kafka else InProcessQueue()
     outbox = SqlOutbox(history)
     relay = OutboxRelay(outbox, queue)
-
-    def stored(figalization: Any) -> None:
-        live.record(figalization)
-        relay.wake()
-
+    history.hand_committed_jobs_to(relay.handoff)
     figalizer = Figalizer(
         catalogue,
         history,
@@ -88,7 +83,7 @@ def build_runtime(settings: Settings) -> Runtime:
             clock_ms=lambda: time.time_ns() // 1_000_000,
             random80=lambda: int.from_bytes(os.urandom(10)),
         ),
-        on_stored=stored,
+        on_stored=live.record,
     )
     return Runtime(
         settings=settings,
@@ -150,13 +145,14 @@ def create_app(settings: Settings) -> Litestar:
             await runtime.history.close()
             await runtime.images.close()
 
-    return Litestar(
+    app = Litestar(
         route_handlers=[
             # CSRF protects the form, so only the page's routes pay for it.
             Router(path="/", route_handlers=[PageController], middleware=[csrf(settings)]),
             FragmentController,
             hint_poll,
             total_poll,
+            create_figalization,
             ApiV2Controller,
             CompatController,
             OpsController,
@@ -196,6 +192,8 @@ def create_app(settings: Settings) -> Litestar:
             ],
         ),
     )
+    document(app)  # the ASGI create route's operation, which Litestar cannot derive
+    return app
 
 
 def swagger_ui_assets() -> Path:

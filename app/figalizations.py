@@ -7,10 +7,12 @@ degrade (answer without storing) when the database is down.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from app.domain import messages
 from app.domain.figalization import Figalization
@@ -83,9 +85,9 @@ class Figalizer:
             await self.history.add(figalization, self.image_job(figalization, request_id))
         except StoreUnavailable as error:
             log.warning("figalization answered but not stored: %s", error)
-            FIGALIZATIONS.labels(scheme.id, "false").inc()
+            _counted(scheme.id, stored=False).inc()
             return Outcome(figalization, stored=False)
-        FIGALIZATIONS.labels(scheme.id, "true").inc()
+        _counted(scheme.id, stored=True).inc()
         log.info("figalization %s stored (scheme %s)", figalization.id, scheme.id)
         log.debug("figalization %s of phrase %r", figalization.id, phrase)  # user text: DEBUG only
         self._on_stored(figalization)
@@ -105,3 +107,9 @@ class Figalizer:
     def scheme_name(self, scheme_id: str) -> str:
         scheme = self.catalogue.get(scheme_id)
         return scheme.name if scheme else scheme_id
+
+
+@functools.cache  # schemes come from the catalogue, so the cache is as small as it is
+def _counted(scheme_id: str, *, stored: bool) -> Any:
+    """The labelled counter, looked up once: `labels()` takes a lock on every call."""
+    return FIGALIZATIONS.labels(scheme_id, "true" if stored else "false")

@@ -26,7 +26,6 @@ from app.jobs.kafka import REQUEST_ID_HEADER, client_options, ensure_topic
 from app.logs import request_id_var
 from app.metrics import CONSUMER_LAG, JOBS_CONSUMED, JOBS_DONE
 from app.settings import Settings
-from app.store.engine import create_engine
 from app.store.history import History, SqlHistory
 from workers.pipeline import RetryPolicy, make_picture, record
 
@@ -48,7 +47,7 @@ async def run_worker(settings: Settings) -> int:
         loop.add_signal_handler(sig, stopping.set)
     if settings.worker_metrics_port:
         start_http_server(settings.worker_metrics_port, addr=settings.worker_metrics_host)
-    history = SqlHistory(create_engine(settings))
+    history = SqlHistory.from_settings(settings)
     images = FsspecImageStore(settings)
     policy = RetryPolicy(max_attempts=settings.image_max_attempts)
     try:

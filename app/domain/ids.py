@@ -7,19 +7,21 @@ stay strictly increasing even when many arrive at once.
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32
+_FROM_RFC4648 = bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", _ALPHABET.encode())
 
 
 def encode_ulid(timestamp_ms: int, randomness: int) -> str:
+    # 128 bits right-aligned in 160 (32 base32 digits, no padding), the top six digits
+    # always zero: the standard library's base32 does the work in C, then the alphabet
+    # is swapped for Crockford's. A digit-by-digit loop cost microseconds per request.
     value = (timestamp_ms << 80) | randomness
-    chars = []
-    for _ in range(26):
-        value, digit = divmod(value, 32)
-        chars.append(_ALPHABET[digit])
-    return "".join(reversed(chars))
+    digits = base64.b32encode(value.to_bytes(20, "big"))[6:]
+    return digits.translate(_FROM_RFC4648).decode("ascii")
 
 
 def ulid_timestamp_ms(ulid: str) -> int:

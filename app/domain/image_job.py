@@ -11,6 +11,8 @@ import json
 from dataclasses import dataclass
 
 VERSION = 1
+# One encoder for all: `json.dumps` with any option builds a new one on every call.
+_ENCODER = json.JSONEncoder(ensure_ascii=False)
 
 
 class ImageJobError(ValueError):
@@ -40,7 +42,7 @@ class ImageJob:
             "request_id": self.request_id,
             "created_at": self.created_at,
         }  # spelled out: dataclasses.asdict deep-copies, and this runs once per request
-        return json.dumps(body, ensure_ascii=False).encode()
+        return _ENCODER.encode(body).encode()
 
     @classmethod
     def decode(cls, raw: bytes) -> ImageJob:

@@ -31,11 +31,24 @@ def create_engine(settings: Settings) -> AsyncEngine:
         max_overflow=10,
         pool_pre_ping=True,  # a restarted server leaves dead pooled connections behind
         pool_timeout=settings.db_timeout_seconds,
-        connect_args={
-            "timeout": settings.db_timeout_seconds,
-            "command_timeout": settings.db_timeout_seconds * 5,
-        },
+        connect_args=_timeouts(settings),
     )
+
+
+def postgres_connect_kwargs(settings: Settings) -> dict[str, Any]:
+    """`asyncpg.connect` arguments for a connection like the engine's, outside its pool."""
+    url = sa.make_url(settings.database_url)
+    _, kwargs = create_async_engine(url).dialect.create_connect_args(url)
+    for adapter_only in ("prepared_statement_cache_size", "prepared_statement_name_func"):
+        kwargs.pop(adapter_only, None)  # SQLAlchemy's adapter options, not asyncpg's
+    return {**kwargs, **_timeouts(settings)}
+
+
+def _timeouts(settings: Settings) -> dict[str, float]:
+    return {
+        "timeout": settings.db_timeout_seconds,
+        "command_timeout": settings.db_timeout_seconds * 5,
+    }
 
 
 def _tune_sqlite(connection: Any, _record: Any) -> None:

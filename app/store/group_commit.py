@@ -35,7 +35,9 @@ class GroupCommit(Generic[Item]):
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._run(), name="group-commit")
         self._wakeup.set()
-        await asyncio.shield(future)  # a cancelled waiter must not cancel the others' write
+        # A cancelled waiter cancels only its own future: the batch is the writer task's,
+        # so the others' write goes on (and this item is still written: it was accepted).
+        await future
 
     async def close(self) -> None:
         """Write what is queued, then stop the writer task."""

@@ -2,7 +2,9 @@
 
 `History` is the interface the service layer sees. `SqlHistory` stores a
 figalization, its counter increment and its image job (the outbox row) in one
-transaction, batched across concurrent requests by `GroupCommit`. Any
+transaction, batched across concurrent requests by `GroupCommit`, and then
+hands the batch's jobs, with their outbox row numbers, to whoever publishes
+them (the relay), so nothing has to read them back from the database. Any
 database failure surfaces as `StoreUnavailable`, and after one the store
 fails fast for a moment instead of making every request wait for a timeout.
 """
@@ -11,7 +13,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -21,10 +23,17 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.domain.figalization import Figalization, ImageStatus
 from app.domain.image_job import ImageJob
+from app.jobs.queue import Message
+from app.settings import Settings
+from app.store.engine import create_engine, postgres_connect_kwargs
 from app.store.group_commit import GroupCommit
+from app.store.postgres_writer import OUTAGES, PostgresBatchWriter
 from app.store.tables import COUNTER_SLOTS, counter_table, figalization_table, outbox_table
 
 FAIL_FAST_SECONDS = 1.0
+
+JobsCommitted = Callable[[list[int], list[Message]], None]
+"""Told a committed batch's outbox row numbers (`seq`) and its jobs."""
 
 
 class StoreUnavailable(Exception):
@@ -45,10 +54,26 @@ class History(Protocol):
 
 
 class SqlHistory:
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(
+        self, engine: AsyncEngine, *, batch_writer: PostgresBatchWriter | None = None
+    ) -> None:
+        if engine.dialect.name == "postgresql" and batch_writer is None:
+            raise ValueError("PostgreSQL needs a batch writer: use SqlHistory.from_settings")
         self._engine = engine
+        self._batch_writer = batch_writer
         self._writer: GroupCommit[tuple[Figalization, ImageJob]] = GroupCommit(self._write)
         self._down_until = 0.0
+        self._jobs_committed: JobsCommitted = lambda _seqs, _jobs: None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SqlHistory:
+        if settings.uses_sqlite:
+            return cls(create_engine(settings))
+        writer = PostgresBatchWriter(postgres_connect_kwargs(settings))
+        return cls(create_engine(settings), batch_writer=writer)
+
+    def hand_committed_jobs_to(self, listener: JobsCommitted) -> None:
+        self._jobs_committed = listener
 
     @asynccontextmanager
     async def connect(self, *, write: bool = False) -> AsyncIterator[AsyncConnection]:
@@ -62,32 +87,69 @@ class SqlHistory:
         except (sa.exc.DBAPIError, sa.exc.TimeoutError, OSError, TimeoutError) as error:
             if not _is_outage(error):
                 raise  # a bug (bad SQL, a constraint), not the database being away
-            self._down_until = time.monotonic() + FAIL_FAST_SECONDS
-            raise StoreUnavailable(str(error).splitlines()[0]) from error
+            raise self._unavailable(error) from error
+
+    def _unavailable(self, error: BaseException) -> StoreUnavailable:
+        """Remember the outage (fail fast for a moment) and say what happened."""
+        self._down_until = time.monotonic() + FAIL_FAST_SECONDS
+        return StoreUnavailable(str(error).splitlines()[0] if str(error) else repr(error))
 
     async def add(self, figalization: Figalization, job: ImageJob) -> None:
         await self._writer.submit((figalization, job))
 
     async def close(self) -> None:
         await self._writer.close()
+        if self._batch_writer is not None:
+            await self._batch_writer.close()
         await self._engine.dispose()
 
     async def _write(self, batch: list[tuple[Figalization, ImageJob]]) -> None:
         now = datetime.now(UTC)
         slot = random.randrange(COUNTER_SLOTS)  # noqa: S311  (spreads writers, not a secret)
-        async with self.connect(write=True) as connection:
-            if connection.dialect.name == "postgresql":
-                await connection.execute(_POSTGRES_BATCH, _postgres_batch(batch, now, slot))
-                return
-            await connection.execute(
-                figalization_table.insert(), [row_values(f, queued_at=now) for f, _ in batch]
+        jobs = [job_message(job) for _, job in batch]
+        if self._batch_writer is not None:
+            seqs = await self._write_postgres(self._batch_writer, batch, jobs, now, slot)
+        else:
+            async with self.connect(write=True) as connection:
+                await connection.execute(
+                    figalization_table.insert(), [row_values(f, queued_at=now) for f, _ in batch]
+                )
+                result = await connection.execute(
+                    outbox_table.insert().returning(outbox_table.c.seq),
+                    [outbox_values(message, now) for message in jobs],
+                )
+                await connection.execute(
+                    counter_table.update()
+                    .where(counter_table.c.slot == slot)
+                    .values(value=counter_table.c.value + len(batch))
+                )
+                seqs = list(result.scalars())
+        self._jobs_committed(seqs, jobs)
+
+    async def _write_postgres(
+        self,
+        writer: PostgresBatchWriter,
+        batch: list[tuple[Figalization, ImageJob]],
+        jobs: list[Message],
+        now: datetime,
+        slot: int,
+    ) -> list[int]:
+        if time.monotonic() < self._down_until:
+            raise StoreUnavailable("database was unreachable a moment ago")
+        try:
+            return await writer.write(
+                now=now,
+                ids=[f.id for f, _ in batch],
+                phrases=[f.phrase for f, _ in batch],
+                schemes=[f.scheme for f, _ in batch],
+                results=[f.result for f, _ in batch],
+                created=[f.created_at for f, _ in batch],
+                payloads=[message.payload for message in jobs],
+                request_ids=[message.request_id for message in jobs],
+                slot=slot,
             )
-            await connection.execute(outbox_table.insert(), [job_values(j, now) for _, j in batch])
-            await connection.execute(
-                counter_table.update()
-                .where(counter_table.c.slot == slot)
-                .values(value=counter_table.c.value + len(batch))
-            )
+        except OUTAGES as error:
+            raise self._unavailable(error) from error
 
     async def get(self, figalization_id: str) -> Figalization | None:
         query = figalization_table.select().where(figalization_table.c.id == figalization_id)
@@ -139,53 +201,15 @@ class SqlHistory:
         return None if row is None else to_figalization(row)
 
 
-# PostgreSQL: the same three writes as one statement with array parameters, so a batch
-# costs one round trip and one prepared plan, and no Python work per row and statement.
-_POSTGRES_BATCH = sa.text(
-    """
-    WITH figalizations AS (
-        INSERT INTO figalization
-            (id, phrase, scheme, result, created_at, image_status, image_queued_at)
-        SELECT id, phrase, scheme, result, created_at, 'pending', :now
-        FROM unnest(
-            CAST(:ids AS varchar[]), CAST(:phrases AS text[]), CAST(:schemes AS varchar[]),
-            CAST(:results AS text[]), CAST(:created AS timestamptz[])
-        ) AS rows (id, phrase, scheme, result, created_at)
-    ), jobs AS (
-        INSERT INTO image_job_outbox (figalization_id, payload, request_id, created_at)
-        SELECT id, payload, request_id, :now
-        FROM unnest(
-            CAST(:ids AS varchar[]), CAST(:payloads AS bytea[]), CAST(:request_ids AS varchar[])
-        ) WITH ORDINALITY AS rows (id, payload, request_id, position)
-        ORDER BY position
-    )
-    UPDATE figalization_counter SET value = value + :count WHERE slot = :slot
-    """
-)
+def job_message(job: ImageJob) -> Message:
+    return Message(job.figalization_id, job.encode(), job.request_id)
 
 
-def _postgres_batch(
-    batch: list[tuple[Figalization, ImageJob]], now: datetime, slot: int
-) -> dict[str, Any]:
+def outbox_values(message: Message, now: datetime) -> dict[str, Any]:
     return {
-        "now": now,
-        "ids": [f.id for f, _ in batch],
-        "phrases": [f.phrase for f, _ in batch],
-        "schemes": [f.scheme for f, _ in batch],
-        "results": [f.result for f, _ in batch],
-        "created": [f.created_at for f, _ in batch],
-        "payloads": [job.encode() for _, job in batch],
-        "request_ids": [job.request_id for _, job in batch],
-        "count": len(batch),
-        "slot": slot,
-    }
-
-
-def job_values(job: ImageJob, now: datetime) -> dict[str, Any]:
-    return {
-        "figalization_id": job.figalization_id,
-        "payload": job.encode(),
-        "request_id": job.request_id,
+        "figalization_id": message.key,
+        "payload": message.payload,
+        "request_id": message.request_id,
         "created_at": now,
     }
 

@@ -2,10 +2,13 @@
 
 A job row is written in the same transaction as its figalization (see
 `history.SqlHistory`), so a job exists exactly when the figalization does,
-whatever the broker is doing. The relay moves rows to the queue and deletes
-them only after the queue accepted them (at least once, in `seq` order).
-`FOR UPDATE SKIP LOCKED` lets every app replica run a relay without two of
-them sending the same rows at once; SQLite, single-process, ignores it.
+whatever the broker is doing. Rows leave the table only after the queue
+accepted their jobs (at least once). Two ways lead there: the relay
+publishes the jobs it was just handed from memory and then `forget`s their
+rows, and `relay` sweeps rows nobody handed over (another replica crashed,
+the broker was down) in `seq` order. `FOR UPDATE SKIP LOCKED` lets every app
+replica sweep without two of them sending the same rows at once; SQLite,
+single-process, ignores it.
 """
 
 from __future__ import annotations
@@ -14,11 +17,12 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.domain.figalization import Figalization, ImageStatus
 from app.domain.image_job import ImageJob
 from app.jobs.queue import Message
-from app.store.history import SqlHistory, job_values, to_figalization
+from app.store.history import SqlHistory, job_message, outbox_values, to_figalization
 from app.store.tables import figalization_table, outbox_table
 
 Publish = Callable[[Sequence[Message]], Awaitable[None]]
@@ -28,8 +32,11 @@ class SqlOutbox:
     def __init__(self, history: SqlHistory) -> None:
         self._history = history
 
-    async def relay(self, publish: Publish, *, limit: int = 500) -> int:
-        """Publish up to `limit` waiting jobs as (key, payload); return how many left."""
+    async def relay(
+        self, publish: Publish, *, limit: int = 500, created_before: datetime | None = None
+    ) -> int:
+        """Publish up to `limit` waiting jobs (those older than `created_before`, if given);
+        return how many left."""
         query = (
             sa.select(
                 outbox_table.c.seq,
@@ -41,6 +48,8 @@ class SqlOutbox:
             .limit(limit)
             .with_for_update(skip_locked=True)
         )
+        if created_before is not None:
+            query = query.where(outbox_table.c.created_at < created_before)
         failure: Exception | None = None
         async with self._history.connect(write=True) as connection:
             rows = (await connection.execute(query)).all()
@@ -53,12 +62,16 @@ class SqlOutbox:
             except Exception as error:  # the queue's failure, not the database's: rows stay
                 failure = error
             else:
-                await connection.execute(
-                    outbox_table.delete().where(outbox_table.c.seq.in_([row.seq for row in rows]))
-                )
+                await _delete(connection, [row.seq for row in rows])
         if failure is not None:
             raise failure
         return len(rows)
+
+    async def forget(self, seqs: Sequence[int]) -> None:
+        """Delete the rows whose jobs the queue has accepted."""
+        if seqs:
+            async with self._history.connect(write=True) as connection:
+                await _delete(connection, seqs)
 
     async def backlog(self) -> int:
         async with self._history.connect() as connection:
@@ -89,10 +102,22 @@ class SqlOutbox:
         async with self._history.connect(write=True) as connection:
             await connection.execute(
                 outbox_table.insert(),
-                [job_values(job, now) for job in jobs],
+                [outbox_values(job_message(job), now) for job in jobs],
             )
             await connection.execute(
                 figalization_table.update()
                 .where(figalization_table.c.id.in_(ids))
                 .values(image_queued_at=now)
             )
+
+
+# One prepared plan whatever the count: an `IN (...)` list is compiled again for each length.
+_DELETE_ANY = sa.text("DELETE FROM image_job_outbox WHERE seq = ANY(:seqs)")
+_DELETE_IN = outbox_table.delete().where(
+    outbox_table.c.seq.in_(sa.bindparam("seqs", expanding=True))
+)
+
+
+async def _delete(connection: AsyncConnection, seqs: Sequence[int]) -> None:
+    postgres = connection.dialect.name == "postgresql"
+    await connection.execute(_DELETE_ANY if postgres else _DELETE_IN, {"seqs": list(seqs)})

@@ -1,33 +1,28 @@
-"""JSON API v2 (spec/api.md § JSON API): thin handlers over the service layer."""
+"""JSON API v2 (spec/api.md § JSON API): thin handlers over the service layer.
+
+`POST /api/v2/figalizations` is not here: see `create_route.py`.
+"""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
 import msgspec
-from litestar import Controller, Request, Response, get, post
+from litestar import Controller, Request, Response, get
 from litestar.exceptions import NotFoundException
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
+from litestar.params import FromPath, FromQuery, QueryParameter
 from litestar.response import Redirect
-from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
+from litestar.status_codes import HTTP_204_NO_CONTENT
 
 from app.domain.figalization import ImageStatus, image_key
-from app.domain.phrase import PhraseError
-from app.figalizations import UnknownScheme
-from app.logs import request_id_var
 from app.web.deps import RuntimeDep
-from app.web.views import ErrorView, FigalizationView, ImageView, api_view
+from app.web.views import ErrorView, FigalizationView, api_view
 
 
 class SchemeView(msgspec.Struct):
     id: str
     name: str
-
-
-class FigalizationRequest(msgspec.Struct, forbid_unknown_fields=False):
-    phrase: str
-    scheme: str | None = None
 
 
 class HistoryPage(msgspec.Struct):
@@ -54,42 +49,6 @@ class ApiV2Controller(Controller):
     @get("/schemes", operation_id="listSchemes")
     async def schemes(self, runtime: RuntimeDep) -> list[SchemeView]:
         return [SchemeView(s.id, s.name) for s in runtime.figalizer.catalogue.schemes]
-
-    @post(
-        "/figalizations",
-        operation_id="createFigalization",
-        status_code=HTTP_201_CREATED,
-        responses={
-            422: ResponseSpec(
-                data_container=ErrorView,
-                description="A bad phrase (empty, too_long, not_russian) or unknown_scheme",
-            ),
-            200: ResponseSpec(
-                data_container=FigalizationView,
-                description="Figalized while the database is down: not stored, not counted, "
-                "no picture (header X-Figalization-Stored: false)",
-            ),
-        },
-    )
-    async def create(
-        self,
-        request: Request[Any, Any, Any],
-        runtime: RuntimeDep,
-        data: JSONBody[FigalizationRequest],
-    ) -> Response[FigalizationView] | Response[ErrorView]:
-        try:
-            outcome = await runtime.figalizer.figalize(
-                data.phrase, data.scheme, request_id=request_id_var.get()
-            )
-        except PhraseError as error:
-            return Response(ErrorView(error.code, error.message), status_code=422)
-        except UnknownScheme as error:
-            return Response(ErrorView("unknown_scheme", error.message), status_code=422)
-        view = api_view(outcome.figalization, str(request.base_url))
-        if not outcome.stored:  # database down: the answer stands, but nothing was created
-            view.image = ImageView(status="failed", url=None)
-            return Response(view, status_code=200, headers={"X-Figalization-Stored": "false"})
-        return Response(view, status_code=HTTP_201_CREATED)
 
     @get(
         "/figalizations/{figalization_id:str}",

@@ -4,7 +4,8 @@ The page has no inline script or style (see templates/), so the
 Content-Security-Policy can forbid both; pictures may come from the object
 store's origin through a redirect, which the policy allows by name. The JSON
 APIs are cross-origin by contract and carry no cookies, so CSRF covers the
-HTML form only; rate limiting covers every way to figalize.
+HTML form only; rate limiting covers every way to figalize, and no request
+body may be larger than `MAX_BODY_BYTES`.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from litestar.middleware.rate_limit import RateLimitConfig
 from app.settings import Settings
 
 FIGALIZING_ROUTES = frozenset({"/", "/api/v2/figalizations", "/api/figalize"})
+MAX_BODY_BYTES = 4096  # spec/api.md: bodies over 4 KiB are refused with 413
 
 
 def content_security_policy(settings: Settings) -> str:

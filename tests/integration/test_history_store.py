@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -13,52 +12,16 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlmodel import SQLModel
 
-from app.domain.figalization import Figalization, ImageStatus
+from app.domain.figalization import ImageStatus
 from app.domain.image_job import ImageJob
 from app.jobs.queue import Message
 from app.settings import Settings
-from app.store.engine import create_engine
 from app.store.history import SqlHistory
 from app.store.migrate import upgrade_async
 from app.store.outbox import SqlOutbox
 from app.store.tables import counter_table
 from tests.conftest import AppClient
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite+aiosqlite:///{tmp_path / 'store.sqlite3'}"
-    url: str = request.getfixturevalue("postgres_url")
-    return url
-
-
-@pytest.fixture
-async def history(database_url: str) -> AsyncIterator[SqlHistory]:
-    settings = Settings(database_url=database_url)
-    await upgrade_async(settings)
-    store = SqlHistory(create_engine(settings))
-    yield store
-    await store.close()
-
-
-def make(n: int, *, result: str = "Фигосипед") -> tuple[Figalization, ImageJob]:
-    figalization = Figalization(
-        id=f"01JD{n:022d}",
-        phrase="Велосипед",
-        scheme="figa",
-        result=result,
-        created_at=datetime(2026, 11, 29, 10, 0, tzinfo=UTC) + timedelta(seconds=n),
-    )
-    job = ImageJob(
-        figalization.id,
-        figalization.phrase,
-        result,
-        "figa",
-        "Фигачечная",
-        request_id=f"request-{n}",
-    )
-    return figalization, job
+from tests.integration.history_samples import make
 
 
 async def test_migrations_create_exactly_the_declared_schema(history: SqlHistory) -> None:

@@ -1,0 +1,126 @@
+"""The relay on both backends: hand-off from memory, the sweep, and what happens on failure."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+
+from app.domain.image_job import ImageJob
+from app.jobs.queue import Message, QueueUnavailable
+from app.jobs.relay import OutboxRelay
+from app.store.history import SqlHistory
+from app.store.outbox import SqlOutbox
+from tests.conftest import wait_until
+from tests.integration.history_samples import make
+
+
+class RecordingQueue:
+    """A queue that keeps what it accepted, and refuses while `down`."""
+
+    def __init__(self) -> None:
+        self.published: list[Message] = []
+        self.down = False
+
+    async def start(self) -> None:
+        return None
+
+    async def publish(self, messages: Sequence[Message]) -> None:
+        if self.down:
+            raise QueueUnavailable("broker down")
+        self.published.extend(messages)
+
+    async def ping(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+    @property
+    def keys(self) -> list[str]:
+        return [message.key for message in self.published]
+
+
+def relay_for(history: SqlHistory, queue: RecordingQueue, **options: Any) -> OutboxRelay:
+    relay = OutboxRelay(SqlOutbox(history), queue, **options)
+    history.hand_committed_jobs_to(relay.handoff)
+    return relay
+
+
+async def test_committed_jobs_are_published_from_memory_and_their_rows_deleted(
+    history: SqlHistory,
+) -> None:
+    queue = RecordingQueue()
+    relay = relay_for(history, queue)
+    await asyncio.gather(*(history.add(*make(n)) for n in range(5)))  # one or more batches
+    assert await SqlOutbox(history).backlog() == 5
+    assert await relay.drain() == 5
+    assert sorted(queue.keys) == [make(n)[0].id for n in range(5)]
+    first = next(m for m in queue.published if m.key == make(0)[0].id)
+    assert (first.request_id, ImageJob.decode(first.payload)) == ("request-0", make(0)[1])
+    assert await SqlOutbox(history).backlog() == 0
+
+
+async def test_the_sweep_leaves_young_rows_to_whoever_holds_them(history: SqlHistory) -> None:
+    queue = RecordingQueue()
+    relay = OutboxRelay(SqlOutbox(history), queue, handoff_grace_seconds=0.5)
+    assert await relay.drain() == 0  # the start-up sweep (everything) finds nothing
+    for n in range(2):  # committed, but handed to nobody here: another replica's, in flight
+        await history.add(*make(n))
+    assert await relay.drain() == 0
+    await asyncio.sleep(0.6)  # older than the grace: that replica must have died
+    assert await relay.drain() == 2
+    assert queue.keys == [make(0)[0].id, make(1)[0].id]  # in outbox order
+    assert await SqlOutbox(history).backlog() == 0
+
+
+async def test_a_failed_hand_off_is_swept_at_once_when_the_queue_is_back(
+    history: SqlHistory,
+) -> None:
+    queue = RecordingQueue()
+    relay = relay_for(history, queue, handoff_grace_seconds=3600)
+    await relay.drain()
+    queue.down = True
+    for n in range(3):
+        await history.add(*make(n))
+    with pytest.raises(QueueUnavailable):
+        await relay.drain()
+    assert await SqlOutbox(history).backlog() == 3  # nothing lost: the rows stay
+    queue.down = False
+    assert await relay.drain() == 3  # young, but this relay knows it dropped them
+    assert queue.keys == [make(n)[0].id for n in range(3)]
+    assert await SqlOutbox(history).backlog() == 0
+
+
+async def test_a_hand_off_beyond_the_memory_bound_is_left_to_the_sweep(
+    history: SqlHistory,
+) -> None:
+    queue = RecordingQueue()
+    relay = relay_for(history, queue, handoff_grace_seconds=3600, max_handed_over=2)
+    await relay.drain()
+    for n in range(4):
+        await history.add(*make(n))  # one at a time: the third and fourth overflow
+    assert await relay.drain() == 4
+    assert sorted(queue.keys) == [make(n)[0].id for n in range(4)]
+    assert await SqlOutbox(history).backlog() == 0
+
+
+async def test_the_running_relay_publishes_and_empties_the_outbox_by_itself(
+    history: SqlHistory,
+) -> None:
+    queue = RecordingQueue()
+    relay = relay_for(history, queue)
+    task = asyncio.create_task(relay.run())
+    try:
+        await asyncio.gather(*(history.add(*make(n)) for n in range(20)))
+
+        async def all_published_and_deleted() -> bool:
+            return len(queue.published) == 20 and await SqlOutbox(history).backlog() == 0
+
+        await wait_until(all_published_and_deleted, within=5)
+        assert len(set(queue.keys)) == 20  # each once
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)

@@ -1,0 +1,74 @@
+"""Group commit: concurrent writes share one batch; failures and cancellations stay contained."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from app.store.group_commit import GroupCommit
+
+
+class SlowWriter:
+    """Records each batch; the first write waits until released, so others queue up."""
+
+    def __init__(self) -> None:
+        self.batches: list[list[int]] = []
+        self.release = asyncio.Event()
+        self.fail_with: Exception | None = None
+
+    async def __call__(self, batch: list[int]) -> None:
+        if not self.batches:
+            await self.release.wait()
+        self.batches.append(batch)
+        if self.fail_with is not None:
+            raise self.fail_with
+
+
+async def test_writes_that_arrive_during_a_commit_share_the_next_batch() -> None:
+    writer = SlowWriter()
+    commit = GroupCommit(writer)
+    first = asyncio.create_task(commit.submit(0))
+    await asyncio.sleep(0)
+    others = [asyncio.create_task(commit.submit(n)) for n in range(1, 6)]
+    await asyncio.sleep(0)
+    writer.release.set()
+    await asyncio.gather(first, *others)
+    assert writer.batches == [[0], [1, 2, 3, 4, 5]]
+    await commit.close()
+
+
+async def test_every_waiter_of_a_failed_batch_learns_why() -> None:
+    writer = SlowWriter()
+    writer.release.set()
+    writer.fail_with = ConnectionError("database away")
+    commit = GroupCommit(writer)
+    results = await asyncio.gather(*(commit.submit(n) for n in range(3)), return_exceptions=True)
+    assert [type(result) for result in results] == [ConnectionError] * 3
+    await commit.close()
+
+
+async def test_a_cancelled_waiter_does_not_cancel_the_others_write() -> None:
+    writer = SlowWriter()
+    commit = GroupCommit(writer)
+    impatient = asyncio.create_task(commit.submit(0))
+    patient = asyncio.create_task(commit.submit(1))
+    await asyncio.sleep(0)
+    impatient.cancel()
+    writer.release.set()
+    await patient
+    with pytest.raises(asyncio.CancelledError):
+        await impatient
+    assert writer.batches == [[0, 1]]  # accepted before the cancel: still written
+    await commit.close()
+
+
+async def test_close_writes_what_is_queued() -> None:
+    writer = SlowWriter()
+    commit = GroupCommit(writer)
+    waiting = [asyncio.create_task(commit.submit(n)) for n in range(3)]
+    await asyncio.sleep(0)
+    writer.release.set()
+    await commit.close()
+    assert sum(len(batch) for batch in writer.batches) == 3
+    await asyncio.gather(*waiting)
