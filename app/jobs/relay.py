@@ -2,18 +2,22 @@
 
 `OutboxRelay` publishes image jobs two ways. The fast way: the history hands
 over each committed batch (`handoff`: the jobs and their outbox row numbers),
-the relay publishes them from memory and then deletes their rows, in one
+the relay publishes them from memory and then deletes their rows, one
 statement for many batches. Nothing is read back, which at thousands of
-figalizations a second is most of what relaying used to cost. The sure way:
-every second it sweeps the outbox for rows nobody handed over (another replica
-died, the broker was down, the hand-off overflowed) and publishes those. The
-sweep leaves rows younger than `HANDOFF_GRACE_SECONDS` to the fast way (or
-it would send them twice), except right after this relay dropped a hand-off.
-A job may still go out twice (a crash between publishing and deleting); the
-worker is idempotent. `Reconciler` re-queues pictures that are still
-pending long after their job was sent: the broker may have lost it (the
-database, not the broker, is the record of every job). Both back off while
-a dependency is down and never let an error end the loop.
+figalizations a second was most of what relaying cost. The sure way: every
+second it sweeps the outbox for rows nobody will hand over, and publishes
+those. A row is swept when it is older than `HANDOFF_GRACE_SECONDS` (its
+replica died or lost it), older than this process (the last run's), or one
+this relay let go: a hand-off whose publishing failed or that would overflow
+`MAX_HANDED_OVER`. After a failure the relay stops holding hand-offs until a
+sweep has emptied the outbox, so the two ways never race for a row. A job can
+still go out twice (a crash between publishing and deleting; another replica
+sweeping a row this one is slow to publish); the worker is idempotent.
+
+`Reconciler` re-queues pictures that are still pending long after their job
+was sent: the broker may have lost it (the database, not the broker, is the
+record of every job). Both back off while a dependency is down and never let
+an error end the loop.
 """
 
 from __future__ import annotations
@@ -56,12 +60,14 @@ class OutboxRelay:
         self._idle_seconds = idle_seconds
         self._grace_seconds = handoff_grace_seconds
         self._max_handed_over = max_handed_over
+        self._started_at = datetime.now(UTC)  # older rows were never handed to this process
         self._wakeup = asyncio.Event()
         self._handed_seqs: list[int] = []
         self._handed_jobs: list[Message] = []
         self._published_seqs: list[int] = []
+        self._let_go_up_to = 0  # rows up to this seq are not held here: the sweep takes them
+        self._holding = True  # False after a failure, until a sweep has emptied the outbox
         self._forgotten_at = 0.0
-        self._sweep_everything = True  # at start: whatever the last run left behind
         self._swept_at = 0.0
         self._backlog_measured_at = 0.0
 
@@ -69,12 +75,15 @@ class OutboxRelay:
         self._wakeup.set()
 
     def handoff(self, seqs: list[int], jobs: list[Message]) -> None:
-        """Committed jobs to publish from memory (`SqlHistory.hand_committed_jobs_to`)."""
-        if len(self._handed_jobs) + len(jobs) > self._max_handed_over:
-            self._sweep_everything = True  # their rows are in the outbox: the sweep sends them
-        else:
+        """Committed jobs to publish from memory (`SqlHistory.hand_committed_jobs_to`).
+
+        One writer commits the batches one after another, so a later hand-off has
+        higher row numbers: "up to this seq" describes exactly what was let go."""
+        if self._holding and len(self._handed_jobs) + len(jobs) <= self._max_handed_over:
             self._handed_seqs.extend(seqs)
             self._handed_jobs.extend(jobs)
+        elif seqs:
+            self._let_go_up_to = max(self._let_go_up_to, max(seqs))
         self._wakeup.set()
 
     async def run(self) -> None:
@@ -106,26 +115,26 @@ class OutboxRelay:
                 backoff = 0.1
 
     async def drain(self) -> int:
-        """Publish what was handed over, then sweep the outbox until it is empty (of rows
-        older than the grace, unless a hand-off was dropped); return how many were sent."""
+        """Publish what was handed over, then sweep until no sweepable row is left;
+        return how many jobs were sent."""
         total = await self._publish_handed_over()
-        await self._forget_published()  # or the sweep could find them and send them again
-        everything, self._sweep_everything = self._sweep_everything, False
+        await self._forget_published()
         self._swept_at = time.monotonic()
-        try:
-            while True:
-                cutoff = None if everything else _ago(self._grace_seconds)
-                sent = await self._outbox.relay(
-                    self._queue.publish, limit=BATCH, created_before=cutoff
-                )
-                total += sent
-                JOBS_RELAYED.inc(sent)
-                if sent < BATCH:
-                    await self._measure_backlog()
-                    return total
-        except BaseException:
-            self._sweep_everything |= everything  # not done: the next sweep takes all again
-            raise
+        while True:
+            let_go_up_to = self._let_go_up_to
+            cutoff = max(_ago(self._grace_seconds), self._started_at)
+            sent = await self._outbox.relay(
+                self._queue.publish, limit=BATCH, created_before=cutoff, or_seq_up_to=let_go_up_to
+            )
+            total += sent
+            JOBS_RELAYED.inc(sent)
+            if sent < BATCH:
+                break
+        if self._let_go_up_to == let_go_up_to:  # nothing let go meanwhile: all of it was seen
+            self._let_go_up_to = 0
+            self._holding = True
+        await self._measure_backlog()
+        return total
 
     async def _publish_handed_over(self) -> int:
         seqs, jobs = self._handed_seqs, self._handed_jobs
@@ -135,7 +144,10 @@ class OutboxRelay:
         try:
             await self._queue.publish(jobs)
         except BaseException:
-            self._sweep_everything = True  # the rows stay; the next sweep sends them at once
+            # The rows stay; stop holding, and let the sweep have these and any held since.
+            self._holding = False
+            self._let_go_up_to = max(self._let_go_up_to, *seqs, *self._handed_seqs)
+            self._handed_seqs, self._handed_jobs = [], []
             raise
         self._published_seqs.extend(seqs)
         JOBS_RELAYED.inc(len(jobs))

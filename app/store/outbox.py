@@ -33,10 +33,17 @@ class SqlOutbox:
         self._history = history
 
     async def relay(
-        self, publish: Publish, *, limit: int = 500, created_before: datetime | None = None
+        self,
+        publish: Publish,
+        *,
+        limit: int = 500,
+        created_before: datetime | None = None,
+        or_seq_up_to: int = 0,
     ) -> int:
-        """Publish up to `limit` waiting jobs (those older than `created_before`, if given);
-        return how many left."""
+        """Publish up to `limit` waiting jobs, in `seq` order; return how many left.
+
+        With `created_before`, only rows older than that or numbered up to
+        `or_seq_up_to`: the others may be on their way through a relay's memory."""
         query = (
             sa.select(
                 outbox_table.c.seq,
@@ -49,7 +56,12 @@ class SqlOutbox:
             .with_for_update(skip_locked=True)
         )
         if created_before is not None:
-            query = query.where(outbox_table.c.created_at < created_before)
+            query = query.where(
+                sa.or_(
+                    outbox_table.c.created_at < created_before,
+                    outbox_table.c.seq <= or_seq_up_to,
+                )
+            )
         failure: Exception | None = None
         async with self._history.connect(write=True) as connection:
             rows = (await connection.execute(query)).all()

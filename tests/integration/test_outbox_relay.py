@@ -124,3 +124,31 @@ async def test_the_running_relay_publishes_and_empties_the_outbox_by_itself(
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_rows_left_by_an_earlier_run_are_swept_at_start(history: SqlHistory) -> None:
+    for n in range(3):
+        await history.add(*make(n))  # committed by "the last run", which never published them
+    queue = RecordingQueue()
+    relay = relay_for(history, queue, handoff_grace_seconds=3600)
+    assert await relay.drain() == 3
+    assert queue.keys == [make(n)[0].id for n in range(3)]
+
+
+async def test_through_a_failure_and_recovery_no_job_goes_out_twice(history: SqlHistory) -> None:
+    queue = RecordingQueue()
+    relay = relay_for(history, queue, handoff_grace_seconds=3600)
+    queue.down = True
+    for n in range(3):
+        await history.add(*make(n))
+    with pytest.raises(QueueUnavailable):
+        await relay.drain()
+    for n in range(3, 5):
+        await history.add(*make(n))  # while the relay is not holding: the sweep's
+    queue.down = False
+    assert await relay.drain() == 5
+    for n in range(5, 7):
+        await history.add(*make(n))  # holding again: published from memory
+    assert await relay.drain() == 2
+    assert sorted(queue.keys) == [make(n)[0].id for n in range(7)]  # each exactly once
+    assert await SqlOutbox(history).backlog() == 0
