@@ -53,7 +53,7 @@ from app.web.ops import OpsController, ReadinessProbe
 from app.web.pages import PageController
 from app.web.polls import hint_poll, total_poll
 from app.web.security import MAX_BODY_BYTES, csrf, rate_limit_config
-from app.web.templating import register_filters
+from app.web.templating import configure_jinja
 from workers.inprocess import serve_in_process
 from workers.pipeline import RetryPolicy
 
@@ -174,7 +174,7 @@ def create_app(settings: Settings) -> Litestar:
         template_config=TemplateConfig(
             directory=templates_directory(),
             engine=JinjaTemplateEngine,
-            engine_callback=register_filters,
+            engine_callback=configure_jinja,
         ),
         openapi_config=OpenAPIConfig(
             title="Фигачечная API",

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from litestar import Request
+from litestar import MediaType, Request
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.response import Template
 
 from app.runtime import Runtime
+
+HTML = MediaType.HTML  # given, so Litestar does not guess it from the file name per render
 
 
 def is_htmx(request: Request[Any, Any, Any]) -> bool:
@@ -27,11 +29,13 @@ def page(runtime: Runtime, name: str, *, status_code: int = 200, **context: Any)
     context.setdefault("result", None)
     context.setdefault("max_length", runtime.settings.max_phrase_length)
     context |= {"live": runtime.live.state, "poll_seconds": runtime.settings.poll_seconds}
-    return Template(template_name=name, context=context, status_code=status_code)
+    return Template(template_name=name, context=context, status_code=status_code, media_type=HTML)
 
 
 def fragment(name: str, *, status_code: int = 200, **context: Any) -> Template:
-    return Template(template_name=f"fragments/{name}", context=context, status_code=status_code)
+    return Template(
+        template_name=f"fragments/{name}", context=context, status_code=status_code, media_type=HTML
+    )
 
 
 def plural(count: int, one: str, few: str, many: str) -> str:
@@ -48,5 +52,8 @@ def thousands(count: int) -> str:
     return f"{count:,}".replace(",", "\u202f")
 
 
-def register_filters(engine: JinjaTemplateEngine) -> None:
+def configure_jinja(engine: JinjaTemplateEngine) -> None:
+    """Our filters; and templates are files of the release, never edited under a running
+    server, so Jinja need not stat each one on every render (its `auto_reload`)."""
     engine.engine.filters |= {"plural": plural, "thousands": thousands}
+    engine.engine.auto_reload = False
