@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 
 import pytest
 
-from app.store.group_commit import GroupCommit
+from app.store.group_commit import RESUME_AT_ONCE, GroupCommit
 
 
 class SlowWriter:
@@ -72,3 +73,29 @@ async def test_close_writes_what_is_queued() -> None:
     await commit.close()
     assert sum(len(batch) for batch in writer.batches) == 3
     await asyncio.gather(*waiting)
+
+
+async def test_a_big_batch_resumes_its_waiters_a_few_per_loop_turn() -> None:
+    writer = SlowWriter()
+    writer.release.set()
+    commit = GroupCommit(writer)
+    turn = 0
+    resumed_in_turn: list[int] = []
+
+    async def ticker() -> None:
+        nonlocal turn
+        while True:
+            await asyncio.sleep(0)
+            turn += 1
+
+    async def waiter(n: int) -> None:
+        await commit.submit(n)
+        resumed_in_turn.append(turn)
+
+    ticking = asyncio.create_task(ticker())
+    await asyncio.gather(*(waiter(n) for n in range(3 * RESUME_AT_ONCE)))
+    ticking.cancel()
+    per_turn = Counter(resumed_in_turn)
+    assert len(per_turn) >= 3  # the loop turned (and polled its sockets) in between
+    assert max(per_turn.values()) <= RESUME_AT_ONCE
+    await commit.close()
