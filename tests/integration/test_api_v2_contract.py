@@ -70,9 +70,86 @@ async def test_malformed_bodies_are_refused_with_the_error_shape(client: Client)
         assert response.json()["error"] == "invalid_request"
 
 
+async def test_malformed_bodies_say_what_is_wrong(client: Client) -> None:
+    cases = {
+        b"": "JSON object",
+        b"not json": "malformed",
+        b'{"phrase": 5}': "$.phrase",
+        b'{"phrase": "\xd0\xba\xd0\xbe\xd1\x82", "scheme": 5}': "$.scheme",
+        b"[]": "object",
+    }
+    for body, hint in cases.items():
+        response = await client.post(
+            "/api/v2/figalizations", content=body, headers={"content-type": "application/json"}
+        )
+        assert response.status_code == 400, body
+        assert hint in response.json()["message"], response.json()
+    assert (await client.get("/api/v2/stats")).json() == {"total": 0}
+
+
 async def test_bodies_over_4_kib_are_refused_with_413(client: Client) -> None:
     response = await client.post("/api/v2/figalizations", json={"phrase": "кот " * 1100})
     assert response.status_code == 413
+    assert response.json()["error"] == "too_large"
+
+
+async def test_a_streamed_body_over_4_kib_is_refused_too(client: Client) -> None:
+    """No Content-Length (chunked): the limit holds on what actually arrives."""
+    chunks = [b'{"phrase": "', *["кот ".encode() * 100] * 10, b'"}']
+    messages = [{"type": "http.request", "body": c, "more_body": True} for c in chunks]
+    messages[-1]["more_body"] = False
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return messages.pop(0)
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/api/v2/figalizations",
+        "raw_path": b"/api/v2/figalizations",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"host", b"test"), (b"transfer-encoding", b"chunked")],
+        "client": ("127.0.0.1", 1),
+        "server": ("test", 80),
+    }
+    await client.app(scope, receive, send)
+    assert sent[0]["status"] == 413
+    assert messages, "it stopped reading once the limit was passed"
+    assert (await client.get("/api/v2/stats")).json() == {"total": 0}
+
+
+async def test_only_post_creates(client: Client) -> None:
+    response = await client.get("/api/v2/figalizations")
+    assert response.status_code == 405
+    assert response.json()["error"] == "method_not_allowed"
+    assert "POST" in response.headers["allow"]
+
+
+async def test_the_documented_request_body_is_the_one_decoded(client: Client) -> None:
+    """The create route is plain ASGI and documented by hand: the two must agree."""
+    import msgspec
+
+    from app.web.create_route import FigalizationRequest
+
+    document = (await client.get("/api/openapi.json")).json()
+    operation = document["paths"]["/api/v2/figalizations"]["post"]
+    assert operation["operationId"] == "createFigalization"
+    reference = operation["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+    documented = document["components"]["schemas"][reference.rsplit("/", 1)[1]]
+    _, definitions = msgspec.json.schema_components([FigalizationRequest])
+    decoded = definitions["FigalizationRequest"]
+    assert documented["required"] == decoded["required"]
+    assert set(documented["properties"]) == set(decoded["properties"])
+    for answer in ("201", "200", "400", "413", "422"):
+        assert answer in operation["responses"]
 
 
 async def test_a_figalization_can_be_read_back_by_id(client: Client) -> None:
