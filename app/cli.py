@@ -12,6 +12,7 @@ import logging
 import signal
 import sys
 from types import FrameType
+from typing import Any
 
 from app.domain.schemes import CatalogueError
 from app.logs import configure_logging
@@ -59,33 +60,22 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     # uvicorn re-raises SIGTERM once its graceful shutdown is over (>= 0.29); with the
     # default handler that ends the process with status 143 instead of 0.
     signal.signal(signal.SIGTERM, _exit_after_graceful_shutdown)
+    server: dict[str, Any] = {
+        "host": args.host,
+        "port": args.port,
+        "timeout_graceful_shutdown": GRACE_SECONDS,
+        "log_config": None,  # app.logs configured logging
+        "access_log": False,
+        "proxy_headers": True,
+        "forwarded_allow_ips": settings.forwarded_allow_ips,
+    }
     if args.workers > 1:
         from app.catalogue import load_catalogue
 
         load_catalogue(settings.schemes_file)  # fail here with one line, not in every worker
-        uvicorn.run(
-            "app.main:app",
-            timeout_graceful_shutdown=GRACE_SECONDS,
-            host=args.host,
-            port=args.port,
-            workers=args.workers,
-            log_config=None,
-            access_log=False,
-            proxy_headers=True,
-            forwarded_allow_ips=settings.forwarded_allow_ips,
-        )
-        return 0
-    app = create_app(settings)
-    uvicorn.run(
-        app,
-        timeout_graceful_shutdown=GRACE_SECONDS,
-        host=args.host,
-        port=args.port,
-        log_config=None,
-        access_log=False,
-        proxy_headers=True,
-        forwarded_allow_ips=settings.forwarded_allow_ips,
-    )
+        uvicorn.run("app.main:app", workers=args.workers, **server)
+    else:
+        uvicorn.run(create_app(settings), **server)
     return 0
 
 

@@ -19,7 +19,7 @@ from bench import report
 from bench.engine import measure_engine
 from bench.pictures import measure_render, measure_scaling, measure_steady
 from bench.results import BenchResults, Machine, evaluate
-from bench.stack import Stack
+from bench.stack import running_stack
 from bench.web import measure_ceiling, measure_web
 
 _STARTED = time.monotonic()
@@ -38,8 +38,7 @@ async def run_benchmark(docs: Path) -> int:
         say(f"warning: load average {machine.load_average:.2f}: something else runs here")
     engine = measure_engine()
     render = measure_render()
-    stack = Stack()
-    try:
+    with running_stack("bench") as stack:
         say("starting PostgreSQL, Tansu, moto S3")
         stack.start()
         say("ceiling: bare Litestar hello")
@@ -59,12 +58,6 @@ async def run_benchmark(docs: Path) -> int:
             steady = await measure_steady(client, picture_site, app, worker, metrics_url)
             stack.stop(worker)
             scaling = await measure_scaling(client, stack, picture_site)
-    except BaseException:
-        print(f"bench: failed; server logs kept in {stack.workdir}", file=sys.stderr)
-        raise
-    finally:
-        stack.close()
-    stack.forget_logs()
     results = BenchResults(
         machine, ceiling, web, engine, render, steady, scaling, time.monotonic() - started
     )

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import sys
 import time
 import urllib.request
 from dataclasses import dataclass, field
@@ -26,7 +25,7 @@ import httpx
 from bench.browser import Browser, Tally
 from bench.pictures import wait_drained
 from bench.results import Machine
-from bench.stack import Process, Site, Stack
+from bench.stack import Process, Site, running_stack
 
 MIB = 2**20
 FIGALIZATIONS_PER_SECOND = 20.0  # below what one worker draws on a small machine
@@ -87,20 +86,13 @@ class SoakOutcome:
 
 async def run_soak(docs: Path, *, seconds: float, clients: int) -> int:
     started = time.monotonic()
-    stack = Stack()
-    try:
+    with running_stack("soak") as stack:
         stack.start()
         site = await stack.new_site("soak")
         app, base_url = stack.start_app(site)
         [(worker, _)] = stack.start_workers(site, 1)
         print(f"soak: {clients} browsers for {seconds:g} s against {base_url}", flush=True)
         outcome = await _soak(site, base_url, app, worker, seconds=seconds, clients=clients)
-    except BaseException:
-        print(f"soak: failed; server logs kept in {stack.workdir}", file=sys.stderr)
-        raise
-    finally:
-        stack.close()
-    stack.forget_logs()
     summary = summarise(outcome, time.monotonic() - started)
     print(summary)
     write(docs / "soak.md", summary)

@@ -20,8 +20,8 @@ import os
 import shutil
 import signal
 import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -254,3 +254,17 @@ class Stack:
         process = Process(name, argv, env=env, log=self.workdir / f"{name}.log")
         self._processes.append(process)
         return process
+
+
+@contextmanager
+def running_stack(command: str) -> Iterator[Stack]:
+    """A stack whose servers all stop at the end; on failure their logs stay, and say where."""
+    stack = Stack()
+    try:
+        yield stack
+    except BaseException:
+        print(f"{command}: failed; server logs kept in {stack.workdir}", file=sys.stderr)
+        raise
+    finally:
+        stack.close()
+    stack.forget_logs()

@@ -11,10 +11,7 @@ import os
 from dataclasses import replace
 from typing import Any
 
-import pytest
-
 from app.settings import Settings
-from app.store.migrate import upgrade_async
 from tests.services.kafka import KafkaService
 from tests.services.s3 import S3Service
 
@@ -53,24 +50,3 @@ def process_env(settings: Settings, s3: S3Service, **overrides: str) -> dict[str
         "FIGA_WORKER_METRICS_PORT": "0",
         **overrides,
     }
-
-
-async def migrated_settings(
-    monkeypatch: pytest.MonkeyPatch,
-    *,
-    database_url: str,
-    kafka: KafkaService,
-    topic: str,
-    s3: S3Service,
-    bucket: str,
-    **overrides: Any,
-) -> Settings:
-    """`distributed_settings`, with S3 credentials in this process's environment and the
-    database migrated: what a test needs before it starts the app."""
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", str(s3.key))
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", str(s3.secret))
-    settings = distributed_settings(
-        database_url=database_url, kafka=kafka, topic=topic, s3=s3, bucket=bucket, **overrides
-    )
-    await upgrade_async(settings)
-    return settings

@@ -24,6 +24,7 @@ from app.settings import Settings
 
 SEND_TIMEOUT_SECONDS = 10.0
 REQUEST_ID_HEADER = "x-request-id"
+Record = dict[str, Any]  # BatchBuilder.append's keyword arguments
 
 
 def client_options(settings: Settings) -> dict[str, Any]:
@@ -91,10 +92,11 @@ class KafkaQueue:
         try:
             async with asyncio.timeout(SEND_TIMEOUT_SECONDS):
                 partitions = sorted(await producer.partitions_for(topic))
-                by_partition: dict[int, list[Message]] = defaultdict(list)
+                by_partition: dict[int, list[Record]] = defaultdict(list)
                 for message in messages:
-                    key = message.key.encode()
-                    by_partition[partitions[zlib.crc32(key) % len(partitions)]].append(message)
+                    record = _record(message)
+                    partition = partitions[zlib.crc32(record["key"]) % len(partitions)]
+                    by_partition[partition].append(record)
                 delivered = [
                     await producer.send_batch(batch, topic, partition=partition)
                     for partition, group in by_partition.items()
@@ -118,16 +120,19 @@ class KafkaQueue:
             self._producer = None
 
 
-def _batches(producer: AIOKafkaProducer, messages: list[Message]) -> list[BatchBuilder]:
-    """As few batches as the producer's batch size allows, in the messages' order."""
+def _record(message: Message) -> Record:
+    return {
+        "key": message.key.encode(),
+        "value": message.payload,
+        "timestamp": None,
+        "headers": [(REQUEST_ID_HEADER, message.request_id.encode())],
+    }
+
+
+def _batches(producer: AIOKafkaProducer, records: list[Record]) -> list[BatchBuilder]:
+    """As few batches as the producer's batch size allows, in the records' order."""
     batches = [producer.create_batch()]
-    for message in messages:
-        record = {
-            "key": message.key.encode(),
-            "value": message.payload,
-            "timestamp": None,
-            "headers": [(REQUEST_ID_HEADER, message.request_id.encode())],
-        }
+    for record in records:
         if batches[-1].append(**record) is None:  # full: start the next one
             batches.append(producer.create_batch())
             batches[-1].append(**record)

@@ -35,10 +35,9 @@ def create_engine(settings: Settings) -> AsyncEngine:
     )
 
 
-def postgres_connect_kwargs(settings: Settings) -> dict[str, Any]:
+def postgres_connect_kwargs(engine: AsyncEngine, settings: Settings) -> dict[str, Any]:
     """`asyncpg.connect` arguments for a connection like the engine's, outside its pool."""
-    url = sa.make_url(settings.database_url)
-    _, kwargs = create_async_engine(url).dialect.create_connect_args(url)
+    _, kwargs = engine.dialect.create_connect_args(engine.url)
     for adapter_only in ("prepared_statement_cache_size", "prepared_statement_name_func"):
         kwargs.pop(adapter_only, None)  # SQLAlchemy's adapter options, not asyncpg's
     return {**kwargs, **_timeouts(settings)}

@@ -69,8 +69,9 @@ class SqlHistory:
     def from_settings(cls, settings: Settings) -> SqlHistory:
         if settings.uses_sqlite:
             return cls(create_engine(settings))
-        writer = PostgresBatchWriter(postgres_connect_kwargs(settings))
-        return cls(create_engine(settings), batch_writer=writer)
+        engine = create_engine(settings)
+        writer = PostgresBatchWriter(postgres_connect_kwargs(engine, settings))
+        return cls(engine, batch_writer=writer)
 
     def hand_committed_jobs_to(self, listener: JobsCommitted) -> None:
         self._jobs_committed = listener
@@ -78,8 +79,7 @@ class SqlHistory:
     @asynccontextmanager
     async def connect(self, *, write: bool = False) -> AsyncIterator[AsyncConnection]:
         """A connection (in a transaction when `write`), with failures as `StoreUnavailable`."""
-        if time.monotonic() < self._down_until:
-            raise StoreUnavailable("database was unreachable a moment ago")
+        self._fail_fast()
         try:
             opener = self._engine.begin() if write else self._engine.connect()
             async with opener as connection:
@@ -88,6 +88,10 @@ class SqlHistory:
             if not _is_outage(error):
                 raise  # a bug (bad SQL, a constraint), not the database being away
             raise self._unavailable(error) from error
+
+    def _fail_fast(self) -> None:
+        if time.monotonic() < self._down_until:
+            raise StoreUnavailable("database was unreachable a moment ago")
 
     def _unavailable(self, error: BaseException) -> StoreUnavailable:
         """Remember the outage (fail fast for a moment) and say what happened."""
@@ -134,8 +138,7 @@ class SqlHistory:
         now: datetime,
         slot: int,
     ) -> list[int]:
-        if time.monotonic() < self._down_until:
-            raise StoreUnavailable("database was unreachable a moment ago")
+        self._fail_fast()
         try:
             return await writer.write(
                 now=now,

@@ -1,4 +1,5 @@
-"""The SQL store on both backends it supports, for the tests that run on each."""
+"""Fixtures of the integration tests: the SQL store on both backends it supports, and the
+settings of the distributed mode on this test's own database, topic and bucket."""
 
 from __future__ import annotations
 
@@ -10,6 +11,9 @@ import pytest
 from app.settings import Settings
 from app.store.history import SqlHistory
 from app.store.migrate import upgrade_async
+from tests.distributed import distributed_settings
+from tests.services.kafka import KafkaService
+from tests.services.s3 import S3Service
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -27,3 +31,27 @@ async def history(database_url: str) -> AsyncIterator[SqlHistory]:
     store = SqlHistory.from_settings(settings)
     yield store
     await store.close()
+
+
+@pytest.fixture
+async def stack_settings(
+    postgres_url: str,
+    kafka_service: KafkaService,
+    kafka_topic: str,
+    s3_service: S3Service,
+    s3_bucket: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Settings:
+    """The distributed mode's settings, the database migrated, and the S3 credentials in
+    this process's environment too (an app under test in this process reads them)."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", str(s3_service.key))
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", str(s3_service.secret))
+    settings = distributed_settings(
+        database_url=postgres_url,
+        kafka=kafka_service,
+        topic=kafka_topic,
+        s3=s3_service,
+        bucket=s3_bucket,
+    )
+    await upgrade_async(settings)
+    return settings

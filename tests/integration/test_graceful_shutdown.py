@@ -17,7 +17,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import httpx
@@ -29,8 +29,7 @@ from app.cli import GRACE_SECONDS
 from app.settings import Settings
 from app.store.tables import counter_table, figalization_table, outbox_table
 from tests.conftest import AppClient, figalize, wait_until
-from tests.distributed import migrated_settings, process_env
-from tests.services.kafka import KafkaService
+from tests.distributed import process_env
 from tests.services.ports import LOCALHOST, free_port
 from tests.services.s3 import S3Service
 
@@ -86,23 +85,9 @@ class Stack:
 
 @pytest.fixture
 async def stack(
-    postgres_url: str,
-    kafka_service: KafkaService,
-    kafka_topic: str,
-    s3_service: S3Service,
-    s3_bucket: str,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
+    stack_settings: Settings, s3_service: S3Service, s3_bucket: str, tmp_path: Path
 ) -> AsyncIterator[Stack]:
-    settings = await migrated_settings(
-        monkeypatch,
-        database_url=postgres_url,
-        kafka=kafka_service,
-        topic=kafka_topic,
-        s3=s3_service,
-        bucket=s3_bucket,
-        log_format="json",
-    )
+    settings = replace(stack_settings, log_format="json")
     running = Stack(settings, s3_service, s3_bucket, tmp_path)
     yield running
     await asyncio.to_thread(running.stop_all)

@@ -35,8 +35,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from app.settings import Settings
 from app.store.migrate import upgrade_async
 from tests.conftest import AppClient, figalize, wait_until
-from tests.distributed import migrated_settings, process_env
-from tests.services.kafka import KafkaService
+from tests.distributed import process_env
 from tests.services.ports import LOCALHOST, free_port
 from tests.services.s3 import S3Service
 
@@ -133,24 +132,8 @@ class Stack:
 
 
 @pytest.fixture
-async def stack(
-    postgres_url: str,
-    kafka_service: KafkaService,
-    kafka_topic: str,
-    s3_service: S3Service,
-    s3_bucket: str,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-) -> Stack:
-    settings = await migrated_settings(
-        monkeypatch,
-        database_url=postgres_url,
-        kafka=kafka_service,
-        topic=kafka_topic,
-        s3=s3_service,
-        bucket=s3_bucket,
-    )
-    return Stack(settings, s3_service, tmp_path)
+def stack(stack_settings: Settings, s3_service: S3Service, tmp_path: Path) -> Stack:
+    return Stack(stack_settings, s3_service, tmp_path)
 
 
 @dataclass

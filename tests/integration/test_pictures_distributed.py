@@ -22,7 +22,7 @@ from PIL import Image
 
 from app.settings import Settings
 from tests.conftest import AppClient, figalize, wait_until
-from tests.distributed import migrated_settings, process_env
+from tests.distributed import process_env
 from tests.services.kafka import KafkaService
 from tests.services.s3 import S3Service
 
@@ -50,24 +50,14 @@ class Stack:
 
 
 @pytest.fixture
-async def stack(
-    postgres_url: str,
+def stack(
+    stack_settings: Settings,
     kafka_service: KafkaService,
-    kafka_topic: str,
     s3_service: S3Service,
     s3_bucket: str,
     tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> Stack:
-    settings = await migrated_settings(
-        monkeypatch,
-        database_url=postgres_url,
-        kafka=kafka_service,
-        topic=kafka_topic,
-        s3=s3_service,
-        bucket=s3_bucket,
-    )
-    return Stack(settings, kafka_service, s3_service, s3_bucket, tmp_path)
+    return Stack(stack_settings, kafka_service, s3_service, s3_bucket, tmp_path)
 
 
 class Workers:

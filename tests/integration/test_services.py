@@ -293,19 +293,20 @@ def taken_port() -> Iterator[int]:
         yield squatter.getsockname()[1]
 
 
-def test_a_broker_that_cannot_listen_fails_with_its_log(taken_port: int) -> None:
-    service = KafkaService(port=taken_port)
+@pytest.mark.parametrize(
+    ("make", "says"),
+    [
+        (KafkaService, r"(?s)exited.*Last lines of .*tansu\.log"),
+        (PostgresService, r"(?s)exited.*could not (bind|create)"),
+    ],
+    ids=["kafka", "postgres"],
+)
+def test_a_server_that_cannot_listen_fails_with_its_log(
+    taken_port: int, make: Any, says: str
+) -> None:
+    service = make(port=taken_port)
     try:
-        with pytest.raises(ServiceError, match=r"(?s)exited.*Last lines of .*tansu\.log"):
-            service.start()
-    finally:
-        service.close()
-
-
-def test_a_postgres_that_cannot_listen_fails_with_its_log(taken_port: int) -> None:
-    service = PostgresService(port=taken_port)
-    try:
-        with pytest.raises(ServiceError, match=r"(?s)exited.*could not (bind|create)"):
+        with pytest.raises(ServiceError, match=says):
             service.start()
     finally:
         service.close()

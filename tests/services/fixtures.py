@@ -20,15 +20,18 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from typing import TypeVar
 
 import pytest
 import pytest_asyncio
 
 from tests.services.kafka import KafkaService
 from tests.services.postgres import PostgresService
+from tests.services.processes import ControllableService
 from tests.services.s3 import S3Service
 
 KAFKA_TOPIC_PARTITIONS = 4
+Service = TypeVar("Service", bound=ControllableService)
 _EXTERNAL = (
     "FIGA_TEST_DATABASE_URL",
     "FIGA_TEST_KAFKA_BOOTSTRAP_SERVERS",
@@ -41,15 +44,20 @@ def pytest_report_header(config: pytest.Config) -> str:
     return "external test services: " + (", ".join(external) or "none (local servers on demand)")
 
 
-@pytest.fixture(scope="session")
-def postgres_service() -> Iterator[PostgresService]:
-    """The session's PostgreSQL server (local pgserver unless FIGA_TEST_DATABASE_URL)."""
-    service = PostgresService(os.environ.get("FIGA_TEST_DATABASE_URL") or None)
+def _running(service: Service) -> Iterator[Service]:
+    """A session's server: started (unless external), and closed after the session."""
     try:
         service.ensure_running()
         yield service
     finally:
         service.close()
+
+
+@pytest.fixture(scope="session")
+def postgres_service() -> Iterator[PostgresService]:
+    """The session's PostgreSQL server (local pgserver unless FIGA_TEST_DATABASE_URL)."""
+    service = PostgresService(os.environ.get("FIGA_TEST_DATABASE_URL") or None)
+    yield from _running(service)
 
 
 @pytest_asyncio.fixture(loop_scope="session")
@@ -66,11 +74,7 @@ async def postgres_url(postgres_service: PostgresService) -> AsyncIterator[str]:
 def kafka_service() -> Iterator[KafkaService]:
     """The session's Kafka broker (local Tansu unless FIGA_TEST_KAFKA_BOOTSTRAP_SERVERS)."""
     service = KafkaService(os.environ.get("FIGA_TEST_KAFKA_BOOTSTRAP_SERVERS") or None)
-    try:
-        service.ensure_running()
-        yield service
-    finally:
-        service.close()
+    yield from _running(service)
 
 
 @pytest_asyncio.fixture(loop_scope="session")
@@ -101,11 +105,7 @@ def s3_service() -> Iterator[S3Service]:
         if endpoint_url
         else S3Service()  # moto: fake credentials, whatever the environment holds
     )
-    try:
-        service.ensure_running()
-        yield service
-    finally:
-        service.close()
+    yield from _running(service)
 
 
 @pytest.fixture

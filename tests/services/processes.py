@@ -53,6 +53,10 @@ class ControllableService(abc.ABC):
     def describe(self) -> str:
         """The server's name and address, for error messages."""
 
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Stop a local server for good and remove its files; an external one is left."""
+
     def restart(self) -> None:
         self.stop()
         self.start()
