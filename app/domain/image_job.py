@@ -9,10 +9,19 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import NamedTuple
 
 VERSION = 1
 # One encoder for all: `json.dumps` with any option builds a new one on every call.
 _ENCODER = json.JSONEncoder(ensure_ascii=False)
+
+
+class JobMessage(NamedTuple):
+    """An encoded job as the outbox keeps it and the queue carries it."""
+
+    key: str  # the figalization id: one picture's jobs share a partition
+    payload: bytes  # `ImageJob.encode()`
+    request_id: str = ""  # travels as a header, for following one request through the logs
 
 
 class ImageJobError(ValueError):
@@ -43,6 +52,9 @@ class ImageJob:
             "created_at": self.created_at,
         }  # spelled out: dataclasses.asdict deep-copies, and this runs once per request
         return _ENCODER.encode(body).encode()
+
+    def message(self) -> JobMessage:
+        return JobMessage(self.figalization_id, self.encode(), self.request_id)
 
     @classmethod
     def decode(cls, raw: bytes) -> ImageJob:
