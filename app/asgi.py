@@ -1,20 +1,22 @@
 """The application factory: the one place where adapters are chosen and wired.
 
 `create_app(settings)` reads nothing from the environment; `settings.Settings`
-did that. Background loops (outbox relay, reconciler, live feed refresh and,
-in the single-process mode, the image worker) live in the app's lifespan.
+did that. `wire` names every adapter; background loops (outbox relay,
+reconciler, live feed refresh and, in the single-process mode, the image
+worker) live in the app's lifespan. Process-wide tuning (the garbage
+collector) is the server command's business, not the app's.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import importlib.util
 import os
 import time
 from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,24 +40,23 @@ from app.jobs.kafka import KafkaQueue
 from app.jobs.queue import JobQueue
 from app.jobs.relay import OutboxRelay, Reconciler
 from app.live import LiveFeed
-from app.runtime import Runtime
+from app.runtime import Health, Runtime
 from app.settings import Settings
+from app.store.database import Database
 from app.store.history import SqlHistory
 from app.store.migrate import upgrade_async
 from app.store.outbox import SqlOutbox
-from app.web.api import ApiV2Controller
+from app.store.writes import FigalizationWriter
+from app.web import paths
+from app.web.api import ApiV2Controller, create_figalization, document_create_route
 from app.web.compat import CompatController
-from app.web.create_route import create_figalization, document
 from app.web.envelope import envelope_middleware
 from app.web.errors import exception_handlers
-from app.web.fragments import FragmentController
+from app.web.fragments import FragmentController, hint_poll, total_poll
 from app.web.ops import OpsController, ReadinessProbe
 from app.web.pages import PageController
-from app.web.polls import hint_poll, total_poll
 from app.web.security import MAX_BODY_BYTES, csrf, rate_limit_config
 from app.web.templating import configure_jinja
-from workers.inprocess import serve_in_process
-from workers.pipeline import RetryPolicy
 
 PACKAGE = Path(__file__).parent
 SWAGGER = "/vendor/swagger"
@@ -67,17 +68,58 @@ def templates_directory() -> Path:
     return checkout if checkout.is_dir() else PACKAGE / "_templates"
 
 
-def build_runtime(settings: Settings) -> Runtime:
+@dataclass(frozen=True, slots=True)
+class Process:
+    """Everything one app process runs: the handlers' runtime and what the lifespan
+    starts and stops around them."""
+
+    runtime: Runtime
+    database: Database
+    writer: FigalizationWriter
+    queue: JobQueue
+    relay: OutboxRelay
+    reconciler: Reconciler
+
+    def background_loops(self) -> list[Coroutine[Any, Any, None]]:
+        loops = [self.relay.run(), self.reconciler.run(), self.runtime.live.run()]
+        if isinstance(self.queue, InProcessQueue):
+            loops.append(self._in_process_worker(self.queue))
+        return loops
+
+    async def _in_process_worker(self, queue: InProcessQueue) -> None:
+        """The single-process mode draws pictures itself; only then is Pillow imported."""
+        from app.store.pictures import SqlPictureRecords
+        from workers.inprocess import serve_in_process
+        from workers.pipeline import RetryPolicy
+
+        policy = RetryPolicy(max_attempts=self.runtime.settings.image_max_attempts)
+        pictures = SqlPictureRecords(self.database)
+        await serve_in_process(queue, self.runtime.images, pictures, policy)
+
+    async def close(self) -> None:
+        with contextlib.suppress(Exception):  # hand over what is ready before stopping
+            await asyncio.wait_for(self.relay.drain(), timeout=5)
+        await self.queue.close()
+        await self.writer.close()
+        await self.database.close()
+        await self.runtime.images.close()
+
+
+def wire(settings: Settings) -> Process:
+    """Choose and connect the adapters: the only place that names them."""
     catalogue = load_catalogue(settings.schemes_file)  # a bad catalogue stops start-up here
-    history = SqlHistory.from_settings(settings)
-    live = LiveFeed(history, refresh_seconds=settings.live_refresh_seconds)
+    database = Database.from_settings(settings)
+    history = SqlHistory(database)
+    outbox = SqlOutbox(database)
     queue: JobQueue = KafkaQueue(settings) if settings.uses_kafka else InProcessQueue()
-    outbox = SqlOutbox(history)
     relay = OutboxRelay(outbox, queue)
-    history.hand_committed_jobs_to(relay.handoff)
+    writer = FigalizationWriter.for_database(database, committed=relay.handoff)
+    live = LiveFeed(history, refresh_seconds=settings.live_refresh_seconds)
+    images = FsspecImageStore(settings)
     figalizer = Figalizer(
         catalogue,
         history,
+        writer,
         max_phrase_length=settings.max_phrase_length,
         new_id=UlidFactory(
             clock_ms=lambda: time.time_ns() // 1_000_000,
@@ -85,65 +127,35 @@ def build_runtime(settings: Settings) -> Runtime:
         ),
         on_stored=live.record,
     )
-    return Runtime(
-        settings=settings,
-        figalizer=figalizer,
-        history=history,
-        outbox=outbox,
-        queue=queue,
-        relay=relay,
-        images=FsspecImageStore(settings),
-        live=live,
-    )
-
-
-def background_loops(runtime: Runtime) -> list[Coroutine[Any, Any, None]]:
-    settings = runtime.settings
     reconciler = Reconciler(
-        runtime.outbox,
-        runtime.relay,
-        runtime.figalizer.image_job,
-        retry_after_seconds=settings.image_retry_seconds,
+        outbox, relay, figalizer.image_job, retry_after_seconds=settings.image_retry_seconds
     )
-    loops = [runtime.relay.run(), reconciler.run(), runtime.live.run()]
-    if isinstance(runtime.queue, InProcessQueue):
-        policy = RetryPolicy(max_attempts=settings.image_max_attempts)
-        loops.append(serve_in_process(runtime.queue, runtime.images, runtime.history, policy))
-    return loops
-
-
-def tune_garbage_collector() -> None:
-    """Fewer, cheaper collections: the start-up objects (routes, templates, modules) are
-    frozen out of every later collection, and young collections run less often, so a
-    request rarely pays for a full-heap pause (the p99 under load, not the mean)."""
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(50_000, 50, 100)
+    health = Health(
+        database=database.ping, queue=queue.ping, images=images.ping, backlog=outbox.backlog
+    )
+    runtime = Runtime(settings, figalizer, live, images, health)
+    return Process(runtime, database, writer, queue, relay, reconciler)
 
 
 def create_app(settings: Settings) -> Litestar:
-    runtime = build_runtime(settings)
+    process = wire(settings)
+    runtime = process.runtime
     probe = ReadinessProbe(runtime)
 
     @asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
         if settings.uses_sqlite:  # the single-process mode migrates itself
             await upgrade_async(settings)
-        await runtime.queue.start()
+        await process.queue.start()
         await runtime.live.refresh()
-        tasks = [asyncio.create_task(loop) for loop in background_loops(runtime)]
-        tune_garbage_collector()
+        tasks = [asyncio.create_task(loop) for loop in process.background_loops()]
         try:
             yield
         finally:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-            with contextlib.suppress(Exception):  # hand over what is ready before stopping
-                await asyncio.wait_for(runtime.relay.drain(), timeout=5)
-            await runtime.queue.close()
-            await runtime.history.close()
-            await runtime.images.close()
+            await process.close()
 
     app = Litestar(
         route_handlers=[
@@ -180,7 +192,7 @@ def create_app(settings: Settings) -> Litestar:
             title="Фигачечная API",
             version="2.0.0",
             description="Figalization of Russian words: the v2 JSON API and the v1 compat API.",
-            path="/api",
+            path=paths.API,
             render_plugins=[
                 SwaggerRenderPlugin(
                     path="/docs",
@@ -192,7 +204,7 @@ def create_app(settings: Settings) -> Litestar:
             ],
         ),
     )
-    document(app)  # the ASGI create route's operation, which Litestar cannot derive
+    document_create_route(app)  # the ASGI create route's operation, which Litestar cannot derive
     return app
 
 

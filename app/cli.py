@@ -1,7 +1,8 @@
 """The `figachechnaya` command: serve | worker | migrate.
 
-Reads settings once, reports configuration problems as one clear line and
-exit status 2 instead of a traceback.
+Reads settings once and refuses, before anything starts, settings that are
+unusable or unsafe for the command; either is one clear line and exit status
+2 instead of a traceback.
 """
 
 from __future__ import annotations
@@ -32,9 +33,11 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--workers", type=int, default=1, help="server processes")
     commands.add_parser("worker", help="the image worker (needs FIGA_KAFKA_BOOTSTRAP_SERVERS)")
     commands.add_parser("migrate", help="apply database migrations")
+    parser.set_defaults(workers=1)  # one process for the commands without --workers
     args = parser.parse_args(argv)
     try:
         settings = Settings.from_env()
+        settings.refuse_unsafe(args.command, server_processes=args.workers)
         configure_logging(settings)
         return _run(args, settings)
     except (SettingsError, CatalogueError) as error:
@@ -56,6 +59,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
     from app.asgi import create_app
+    from app.process_tuning import tune_garbage_collector
 
     # uvicorn re-raises SIGTERM once its graceful shutdown is over (>= 0.29); with the
     # default handler that ends the process with status 143 instead of 0.
@@ -75,7 +79,9 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         load_catalogue(settings.schemes_file)  # fail here with one line, not in every worker
         uvicorn.run("app.main:app", workers=args.workers, **server)
     else:
-        uvicorn.run(create_app(settings), **server)
+        app = create_app(settings)
+        tune_garbage_collector()  # after the app is built: its objects are frozen too
+        uvicorn.run(app, **server)
     return 0
 
 

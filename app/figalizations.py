@@ -1,8 +1,9 @@
 """The service layer: what happens when someone figalizes, and what they can read back.
 
-Handlers call these functions and only render; every product decision is
-here: validate, pick the scheme, figalize, store with its image job, and
-degrade (answer without storing) when the database is down.
+Handlers call these methods and only render; every product decision is
+here: validate, pick the scheme, figalize, store with its image job, degrade
+(answer without storing) when the database is down, and which stored
+figalization a reader gets. The web tier reaches the store only through here.
 """
 
 from __future__ import annotations
@@ -12,16 +13,17 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from app.domain import messages
-from app.domain.figalization import Figalization
+from app.domain.figalization import Figalization, ImageStatus
 from app.domain.figalize import figalize
 from app.domain.image_job import ImageJob
 from app.domain.phrase import PhraseError, validate
 from app.domain.schemes import Catalogue, Scheme
 from app.metrics import FIGALIZATIONS, REJECTED_INPUTS
-from app.store.history import History, StoreUnavailable
+from app.outages import StoreUnavailable
+from app.store.history import History
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +32,12 @@ class UnknownScheme(LookupError):
     """The scheme id (or compat index) is not in the catalogue."""
 
     message = messages.UNKNOWN_SCHEME
+
+
+class FigalizationStore(Protocol):
+    """Where a new figalization goes with its image job, in one transaction."""
+
+    async def add(self, figalization: Figalization, job: ImageJob) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,13 +51,15 @@ class Figalizer:
         self,
         catalogue: Catalogue,
         history: History,
+        store: FigalizationStore,
         *,
         max_phrase_length: int,
         new_id: Callable[[], str],
         on_stored: Callable[[Figalization], None] = lambda _: None,
     ) -> None:
         self.catalogue = catalogue
-        self.history = history
+        self._history = history
+        self._store = store
         self._max_length = max_phrase_length
         self._new_id = new_id
         self._on_stored = on_stored
@@ -82,7 +92,7 @@ class Figalizer:
             created_at=datetime.now(UTC),
         )
         try:
-            await self.history.add(figalization, self.image_job(figalization, request_id))
+            await self._store.add(figalization, self.image_job(figalization, request_id))
         except StoreUnavailable as error:
             log.warning("figalization answered but not stored: %s", error)
             _counted(scheme.id, stored=False).inc()
@@ -92,6 +102,27 @@ class Figalizer:
         log.debug("figalization %s of phrase %r", figalization.id, phrase)  # user text: DEBUG only
         self._on_stored(figalization)
         return Outcome(figalization, stored=True)
+
+    async def get(self, figalization_id: str) -> Figalization | None:
+        return await self._history.get(figalization_id)
+
+    async def page(self, *, limit: int, before: str | None) -> list[Figalization]:
+        """Newest first, strictly older than the figalization `before` (a cursor)."""
+        return await self._history.page(limit=limit, before=before)
+
+    async def latest(self) -> Figalization | None:
+        return await self._history.latest()
+
+    async def total(self) -> int:
+        return await self._history.total()
+
+    async def newest_ready_picture(self, result: str) -> Figalization | None:
+        """The newest figalization with this result, if its picture is drawn: the original
+        service answered "the picture of this result", not of one figalization."""
+        figalization = await self._history.newest_with_result(result)
+        if figalization is None or figalization.image_status is not ImageStatus.READY:
+            return None
+        return figalization
 
     def image_job(self, figalization: Figalization, request_id: str = "") -> ImageJob:
         return ImageJob(

@@ -3,7 +3,9 @@
 Keys are derived from the figalization id (`domain.figalization.image_key`),
 so writing the same picture twice overwrites one object. S3 goes through
 s3fs's async API on the running loop; the local filesystem is synchronous and
-runs in a thread so a slow disk never blocks the event loop.
+runs in a thread so a slow disk never blocks the event loop. Everything
+S3-specific (endpoint, checksums, timeouts, presigned URLs) stays in this
+module; callers see the `ImageStore` protocol and `ImageStoreUnavailable`.
 """
 
 from __future__ import annotations
@@ -14,13 +16,10 @@ from typing import Any, Protocol
 import fsspec
 from fsspec.asyn import AsyncFileSystem
 
+from app.outages import ImageStoreUnavailable
 from app.settings import Settings
 
 PRESIGNED_SECONDS = 3600
-
-
-class ImageStoreUnavailable(Exception):
-    """The store did not take or give a picture; the caller may retry."""
 
 
 class ImageStore(Protocol):
@@ -34,7 +33,7 @@ class ImageStore(Protocol):
 class FsspecImageStore:
     def __init__(self, settings: Settings) -> None:
         protocol, root = fsspec.core.split_protocol(settings.image_store_url)
-        self._local = protocol in (None, "file")
+        self._local = settings.uses_image_folder
         self._root = root.rstrip("/")
         self._public_base = settings.image_public_base_url.rstrip("/")
         options: dict[str, Any] = {"skip_instance_cache": True}  # one instance per event loop
@@ -56,11 +55,6 @@ class FsspecImageStore:
         if not self._local:
             # s3fs retries on its own too; the worker's RetryPolicy is the one retry loop.
             self._fs.retries = 1
-
-    @property
-    def serves_itself(self) -> bool:
-        """True when the app must serve the bytes (a folder, no public base URL)."""
-        return self._local and not self._public_base
 
     def _path(self, key: str) -> str:
         return f"{self._root}/{key}"

@@ -3,17 +3,21 @@
 Thousands of browsers poll every two seconds; answering each poll from the
 database would cost a query per poll. Instead each process re-reads both
 values every `refresh_seconds` (so it sees other replicas' figalizations) and
-takes its own at once, and polls compare versions against memory only.
+takes its own at once, and polls compare versions against memory only. A
+fragment of the state is rendered once per version and kept here, with the
+state it shows, so two apps in one process never share a copy.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from app.domain.figalization import Figalization
-from app.store.history import History, StoreUnavailable
+from app.outages import StoreUnavailable
+from app.store.history import History
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +44,7 @@ class LiveFeed:
         self._history = history
         self._refresh_seconds = refresh_seconds
         self.state = LiveState()
+        self._rendered: dict[str, tuple[str, bytes]] = {}  # fragment name → (version, body)
 
     async def refresh(self) -> LiveState:
         try:
@@ -63,6 +68,15 @@ class LiveFeed:
         self.state = LiveState(
             figalization if newer else state.latest, state.total + 1, available=state.available
         )
+
+    def rendered(self, name: str, version: str, render: Callable[[], str]) -> bytes:
+        """The fragment `name` at `version`, from `render` only when that version is new."""
+        cached = self._rendered.get(name)
+        if cached is not None and cached[0] == version:
+            return cached[1]
+        body = render().encode()
+        self._rendered[name] = (version, body)
+        return body
 
     async def run(self) -> None:
         while True:

@@ -48,6 +48,6 @@ def configure_logging(settings: Settings) -> None:
         )
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(settings.log_level.upper())
+    root.setLevel(settings.log_level)
     for noisy in ("aiokafka", "alembic", "botocore", "aiobotocore"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -1,56 +1,108 @@
 """Every setting of the service, read from the environment in one place.
 
 `Settings.from_env` is the only reader of `os.environ` in the code base
-(twelve-factor); everything else receives a `Settings`. Each field documents
-its variable; the README's settings table mirrors this file.
+(twelve-factor); everything else receives a `Settings`. A field's variable is
+`FIGA_` and its name in capitals; its type and constraints are the validation
+(pydantic), and the comment above it is its documentation, which the README's
+settings table mirrors. `Settings(**fields)` takes exactly the fields given
+and the defaults, never the environment. `refuse_unsafe` refuses, before a
+command starts, combinations of valid values that would start and then go
+wrong quietly.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
+
+from pydantic import AliasGenerator, BeforeValidator, Field, ValidationError, model_validator
+from pydantic_core import ErrorDetails
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+from pydantic_settings.sources.utils import parse_env_vars
 
 PREFIX = "FIGA_"
 
+Command = Literal["serve", "worker", "migrate"]
+
+
+def variable(field_name: str) -> str:
+    """The environment variable of a field: `poll_seconds` → `FIGA_POLL_SECONDS`."""
+    return PREFIX + field_name.upper()
+
+
+def _stripped(value: object) -> object:
+    """Spaces around a number or a flag are a typing accident; text is kept exactly
+    (a password may have spaces)."""
+    return value.strip() if isinstance(value, str) else value
+
+
+def _upper(value: object) -> object:
+    return value.upper() if isinstance(value, str) else value
+
+
+Flag = Annotated[bool, BeforeValidator(_stripped)]  # 1/0, true/false, yes/no, on/off
+Count = Annotated[int, Field(gt=0)]
+Seconds = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+Text = Annotated[str, Field(min_length=1)]
+LogLevel = Annotated[
+    Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], BeforeValidator(_upper)
+]
+
 
 class SettingsError(ValueError):
-    """A variable that is set but unusable; the message names it."""
+    """A variable that is set but unusable, or settings unsafe together; the message
+    names the variables."""
 
 
-@dataclass(frozen=True, slots=True)
-class Settings:
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        frozen=True,
+        extra="forbid",
+        # Each field is read from exactly FIGA_<NAME>, in capitals, as the README spells it.
+        env_prefix=PREFIX,
+        env_prefix_target="all",
+        case_sensitive=True,
+        alias_generator=AliasGenerator(validation_alias=str.upper),
+        validate_by_name=True,
+    )
+
     # FIGA_DATABASE_URL: SQLAlchemy async URL; SQLite file under ./var/ when unset.
-    database_url: str = "sqlite+aiosqlite:///var/figachechnaya.sqlite3"
+    database_url: Text = "sqlite+aiosqlite:///var/figachechnaya.sqlite3"
     # FIGA_KAFKA_BOOTSTRAP_SERVERS: "host:port,…"; empty → in-process queue and worker.
     kafka_bootstrap_servers: str = ""
     # FIGA_KAFKA_TOPIC: the image job topic.
-    kafka_topic: str = "figachechnaya.images"
+    kafka_topic: Text = "figachechnaya.images"
     # FIGA_KAFKA_GROUP_ID: the workers' consumer group.
-    kafka_group_id: str = "figachechnaya-workers"
+    kafka_group_id: Text = "figachechnaya-workers"
     # FIGA_KAFKA_IDEMPOTENCE: idempotent producer; keep on in production
     # (off only for brokers that refuse it, such as the Tansu test broker).
-    kafka_idempotence: bool = True
+    kafka_idempotence: Flag = True
     # FIGA_KAFKA_TOPIC_PARTITIONS: partitions when the worker creates a missing topic;
     # the most worker replicas that can share the work.
-    kafka_topic_partitions: int = 12
+    kafka_topic_partitions: Count = 12
     # FIGA_KAFKA_SESSION_TIMEOUT_MS / _HEARTBEAT_INTERVAL_MS: how fast the group notices a
-    # dead worker and hands its partitions over.
-    kafka_session_timeout_ms: int = 10_000
-    kafka_heartbeat_interval_ms: int = 3_000
+    # dead worker and hands its partitions over; the heartbeat must be the shorter.
+    kafka_session_timeout_ms: Count = 10_000
+    kafka_heartbeat_interval_ms: Count = 3_000
     # FIGA_KAFKA_SECURITY_PROTOCOL: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL.
-    kafka_security_protocol: str = "PLAINTEXT"
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     # FIGA_KAFKA_SSL_CAFILE: CA bundle for SSL/SASL_SSL (e.g. a cloud's own root CA);
     # empty → the system's trusted CAs.
     kafka_ssl_cafile: str = ""
-    # FIGA_KAFKA_SASL_MECHANISM / _USERNAME / _PASSWORD: for managed Kafka.
-    kafka_sasl_mechanism: str = ""
+    # FIGA_KAFKA_SASL_MECHANISM / _USERNAME / _PASSWORD: for managed Kafka; the
+    # mechanisms that log in with a user name and a password.
+    kafka_sasl_mechanism: Literal["", "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = ""
     kafka_sasl_username: str = ""
-    kafka_sasl_password: str = ""
+    kafka_sasl_password: str = Field("", repr=False)
     # FIGA_IMAGE_STORE_URL: fsspec URL of the pictures: a folder or s3://bucket/prefix.
-    image_store_url: str = "var/images"
+    image_store_url: Text = "var/images"
     # FIGA_S3_ENDPOINT_URL: S3-compatible endpoint (MinIO…); empty → AWS.
     s3_endpoint_url: str = ""
     # FIGA_IMAGE_PUBLIC_BASE_URL: where pictures are publicly readable; empty →
@@ -59,68 +111,69 @@ class Settings:
     # FIGA_SCHEMES_FILE: a TOML scheme catalogue replacing the built-in one.
     schemes_file: str = ""
     # FIGA_MAX_PHRASE_LENGTH: input limit in characters, after normalization.
-    max_phrase_length: int = 200
+    max_phrase_length: Count = 200
     # FIGA_POLL_SECONDS: how often the page polls the hint and the counter.
-    poll_seconds: float = 2.0
+    poll_seconds: Seconds = 2.0
     # FIGA_LIVE_REFRESH_SECONDS: how often each app process re-reads the newest
     # figalization and the total from the database (shared by all polls).
-    live_refresh_seconds: float = 0.5
+    live_refresh_seconds: Seconds = 0.5
     # FIGA_IMAGE_RETRY_SECONDS: a picture still pending after this is queued again.
-    image_retry_seconds: float = 60.0
+    image_retry_seconds: Seconds = 60.0
     # FIGA_IMAGE_MAX_ATTEMPTS: storage attempts per job before the picture is `failed`.
-    image_max_attempts: int = 5
+    image_max_attempts: Count = 5
     # FIGA_DB_TIMEOUT_SECONDS: connect and statement timeout; a down database
     # must cost a request this long at most.
-    db_timeout_seconds: float = 2.0
+    db_timeout_seconds: Seconds = 2.0
     # FIGA_LOG_FORMAT: "console" for people, "json" for log collectors.
     log_format: Literal["console", "json"] = "console"
-    # FIGA_LOG_LEVEL: DEBUG, INFO, WARNING…
-    log_level: str = "INFO"
+    # FIGA_LOG_LEVEL: DEBUG, INFO, WARNING, ERROR or CRITICAL, in any case.
+    log_level: LogLevel = "INFO"
     # FIGA_WORKER_METRICS_PORT: the worker's /metrics and /healthz port; 0 disables.
-    worker_metrics_port: int = 9100
+    worker_metrics_port: Annotated[int, Field(ge=0, le=65535)] = 9100
     # FIGA_WORKER_METRICS_HOST: the address it listens on (0.0.0.0 in containers).
-    worker_metrics_host: str = "127.0.0.1"
+    worker_metrics_host: Text = "127.0.0.1"
     # FIGA_RATE_LIMIT_PER_MINUTE: figalizations per client per minute; 0 disables.
-    rate_limit_per_minute: int = 0
+    rate_limit_per_minute: Annotated[int, Field(ge=0)] = 0
     # FIGA_SECRET_KEY: signs CSRF tokens; set the same value on every replica
-    # (empty → a random key per process, fine for one process).
-    secret_key: str = ""
+    # (empty → a random key per process, fine for one process only).
+    secret_key: str = Field("", repr=False)
     # FIGA_FORWARDED_ALLOW_IPS: proxies whose X-Forwarded-For/-Proto are trusted
     # (the client address rate limiting uses, and https for HSTS).
     forwarded_allow_ips: str = "127.0.0.1"
 
     @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """`Settings(**fields)` is those fields and the defaults: only `from_env` reads
+        variables, so a test's settings never pick up the developer's environment."""
+        return (init_settings,)
+
+    @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        """Build from `FIGA_*` variables; unset ones keep the defaults above."""
-        env = os.environ if environ is None else environ
-        values: dict[str, object] = {}
-        for spec in fields(cls):
-            name = PREFIX + spec.name.upper()
-            if name not in env:
-                continue
-            values[spec.name] = _convert(name, env[name], type(getattr(cls(), spec.name)))
-        settings = cls(**values)  # type: ignore[arg-type]
-        settings.check()
-        return settings
+        """Build from `FIGA_*` variables (the process's, or `environ`); unset ones keep
+        the defaults. Unusable values raise one `SettingsError` naming each variable."""
+        variables = _Variables(cls, os.environ if environ is None else environ)
+        try:
+            return cls(**variables())
+        except ValidationError as error:
+            raise SettingsError("; ".join(map(_explain, error.errors()))) from None
 
-    def to_env(self) -> dict[str, str]:
-        """The `FIGA_*` variables that reproduce these settings in another process."""
-        env: dict[str, str] = {}
-        for spec in fields(self):
-            value = getattr(self, spec.name)
-            env[PREFIX + spec.name.upper()] = (
-                str(value).lower() if isinstance(value, bool) else str(value)
+    @model_validator(mode="after")
+    def _heartbeat_within_session(self) -> Settings:
+        if self.kafka_heartbeat_interval_ms >= self.kafka_session_timeout_ms:
+            raise ValueError(
+                f"{variable('kafka_heartbeat_interval_ms')} ({self.kafka_heartbeat_interval_ms})"
+                f" must be shorter than {variable('kafka_session_timeout_ms')}"
+                f" ({self.kafka_session_timeout_ms}): a worker would be declared dead"
+                " between two of its own heartbeats"
             )
-        return env
-
-    def check(self) -> None:
-        """Refuse values that parse but make no sense, naming the variable."""
-        if self.log_format not in ("console", "json"):
-            raise SettingsError(f"{PREFIX}LOG_FORMAT must be console or json")
-        for name in _POSITIVE:
-            value = getattr(self, name)
-            if not value > 0:  # also refuses NaN
-                raise SettingsError(f"{PREFIX}{name.upper()} must be positive, got {value}")
+        return self
 
     @property
     def uses_kafka(self) -> bool:
@@ -131,35 +184,73 @@ class Settings:
         return self.database_url.startswith("sqlite")
 
     @property
+    def uses_image_folder(self) -> bool:
+        """A folder of this machine (a path or file://), not an object store."""
+        protocol = self.image_store_url.split("://", 1)[0] if "://" in self.image_store_url else ""
+        return protocol in ("", "file")
+
+    @property
     def sqlite_path(self) -> Path | None:
         """The SQLite file, so the single-process mode can create its folder."""
         if not self.uses_sqlite or ":memory:" in self.database_url:
             return None
         return Path(self.database_url.split(":///", 1)[1])
 
+    def refuse_unsafe(self, command: Command, *, server_processes: int = 1) -> None:
+        """Refuse to start `command` with settings that are each valid but together
+        would fail later, quietly and elsewhere; the message says the way out."""
+        if command == "migrate":
+            return
+        if command == "worker" and not self.uses_kafka:
+            raise SettingsError(
+                f"the worker needs {variable('kafka_bootstrap_servers')}; without it"
+                " `figachechnaya serve` draws the pictures itself"
+            )
+        if command == "serve" and server_processes > 1 and not self.secret_key:
+            raise SettingsError(
+                f"{variable('secret_key')} must be set to run {server_processes} server"
+                " processes: each would sign the form's CSRF tokens with its own random key"
+                " and refuse the forms the others sent"
+            )
+        if self.uses_kafka:
+            self._refuse_what_workers_cannot_share()
 
-_POSITIVE = (
-    "max_phrase_length",
-    "poll_seconds",
-    "live_refresh_seconds",
-    "image_retry_seconds",
-    "image_max_attempts",
-    "db_timeout_seconds",
-    "kafka_topic_partitions",
-)
+    def _refuse_what_workers_cannot_share(self) -> None:
+        """With Kafka, pictures are drawn by `figachechnaya worker` processes, which may
+        run on other machines: the database and the pictures must be reachable there."""
+        kafka = variable("kafka_bootstrap_servers")
+        if self.uses_sqlite:
+            raise SettingsError(
+                f"{variable('database_url')} is a SQLite file, but with {kafka} set the"
+                " worker processes record the pictures in the database: use PostgreSQL"
+                f" (postgresql+asyncpg://…), or unset {kafka} to draw in the app's process"
+            )
+        if self.uses_image_folder and not self.image_public_base_url:
+            raise SettingsError(
+                f"{variable('image_store_url')}={self.image_store_url} is a folder of this"
+                f" machine, but with {kafka} set the worker processes store the pictures:"
+                f" use an s3:// store, set {variable('image_public_base_url')} to where the"
+                f" workers' folder is served, or unset {kafka} to draw in the app's process"
+            )
 
 
-def _convert(name: str, raw: str, kind: type) -> object:
-    """Numbers and booleans are parsed; strings are kept exactly (passwords may have spaces)."""
-    try:
-        if kind is bool:
-            if raw.strip().lower() in ("1", "true", "yes", "on"):
-                return True
-            if raw.strip().lower() in ("0", "false", "no", "off"):
-                return False
-            raise ValueError(raw)
-        if kind in (int, float):
-            return kind(raw.strip())
-    except ValueError as error:
-        raise SettingsError(f"{name}={raw!r} is not a valid {kind.__name__}") from error
-    return raw
+class _Variables(EnvSettingsSource):
+    """pydantic-settings' environment source over a given mapping instead of
+    `os.environ`, so `from_env` reads a test's variables exactly as the process's."""
+
+    def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str]) -> None:
+        self._environ = environ
+        super().__init__(settings_cls)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        # The one hook the library's own sources (.env files) override to read elsewhere.
+        return parse_env_vars(
+            self._environ, self.case_sensitive, self.env_ignore_empty, self.env_parse_none_str
+        )
+
+
+def _explain(error: ErrorDetails) -> str:
+    """One validation error as the operator set it: the variable, the value, the rule."""
+    if not error["loc"]:  # a rule over several fields: its message names them
+        return str(error.get("ctx", {}).get("error", error["msg"]))
+    return f"{variable(str(error['loc'][0]))}={error['input']!r}: {error['msg']}"

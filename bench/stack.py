@@ -22,7 +22,7 @@ import signal
 import sys
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,7 @@ import httpx
 from sqlalchemy import make_url
 
 from app.settings import Settings
+from tests.distributed import settings_env
 from tests.services.kafka import KafkaService
 from tests.services.ports import LOCALHOST, free_port
 from tests.services.postgres import PostgresService
@@ -179,7 +180,7 @@ class Stack:
             log_level="WARNING",
             rate_limit_per_minute=0,
         )
-        settings = replace(settings, **overrides)
+        settings = Settings(**(settings.model_dump() | overrides))
         migrate = await asyncio.create_subprocess_exec(
             FIGACHECHNAYA,
             "migrate",
@@ -195,7 +196,7 @@ class Stack:
     def env(self, settings: Settings, **extra: str) -> dict[str, str]:
         return {
             **os.environ,
-            **settings.to_env(),
+            **settings_env(settings),
             **self.s3.credentials_environment(),
             "FIGA_WORKER_METRICS_PORT": "0",
             **extra,

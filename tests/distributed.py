@@ -8,10 +8,9 @@ One place that knows how PostgreSQL, the Kafka broker and the S3 server of
 from __future__ import annotations
 
 import os
-from dataclasses import replace
 from typing import Any
 
-from app.settings import Settings
+from app.settings import Settings, variable
 from tests.services.kafka import KafkaService
 from tests.services.s3 import S3Service
 
@@ -25,26 +24,34 @@ def distributed_settings(
     bucket: str,
     **overrides: Any,
 ) -> Settings:
-    settings = Settings(
-        database_url=database_url,
-        kafka_bootstrap_servers=kafka.bootstrap_servers,
-        kafka_topic=topic,
-        kafka_group_id=f"{topic}-workers",  # no member of an earlier test's group
-        kafka_idempotence=kafka.supports_idempotence,
-        kafka_session_timeout_ms=kafka.group_timeouts["session_timeout_ms"],
-        kafka_heartbeat_interval_ms=kafka.group_timeouts["heartbeat_interval_ms"],
-        image_store_url=f"s3://{bucket}/pictures",
-        s3_endpoint_url=s3.endpoint_url,
-        live_refresh_seconds=0.2,
-    )
-    return replace(settings, **overrides)
+    fields: dict[str, Any] = {
+        "database_url": database_url,
+        "kafka_bootstrap_servers": kafka.bootstrap_servers,
+        "kafka_topic": topic,
+        "kafka_group_id": f"{topic}-workers",  # no member of an earlier test's group
+        "kafka_idempotence": kafka.supports_idempotence,
+        "kafka_session_timeout_ms": kafka.group_timeouts["session_timeout_ms"],
+        "kafka_heartbeat_interval_ms": kafka.group_timeouts["heartbeat_interval_ms"],
+        "image_store_url": f"s3://{bucket}/pictures",
+        "s3_endpoint_url": s3.endpoint_url,
+        "live_refresh_seconds": 0.2,
+    }
+    return Settings(**(fields | overrides))
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The `FIGA_*` variables that give another process exactly these settings."""
+    return {
+        variable(name): str(value).lower() if isinstance(value, bool) else str(value)
+        for name, value in settings.model_dump().items()
+    }
 
 
 def process_env(settings: Settings, s3: S3Service, **overrides: str) -> dict[str, str]:
     """The environment of an app or worker process with these settings and S3 credentials."""
     return {
         **os.environ,
-        **settings.to_env(),
+        **settings_env(settings),
         "AWS_ACCESS_KEY_ID": str(s3.key),
         "AWS_SECRET_ACCESS_KEY": str(s3.secret),
         "FIGA_WORKER_METRICS_PORT": "0",

@@ -1,33 +1,44 @@
 """The image worker process: Kafka consumer group → picture → object store → status.
 
-Read `consume` top to bottom: poll → decode → render → store → record →
-commit. Offsets are committed only after the picture is stored and its
-status recorded, so a crash redelivers the job (at least once), and the
-object key derived from the figalization id makes a redelivery overwrite the
-same object. A message that cannot be decoded, or keeps failing, is recorded
-`failed` and committed, so it never blocks its partition. SIGTERM finishes the
-current job, commits, and leaves the group.
+Read `consume` top to bottom: poll → make each picture (`workers.pipeline`:
+decode → render → store → record) → commit. Offsets are committed only after
+every picture of the batch is stored and its status recorded, so a crash
+redelivers the batch (at least once), and the object key derived from the
+figalization id makes a redelivery overwrite the same object. A message that
+cannot be decoded, or keeps failing, is recorded `failed` and committed, so it
+never blocks its partition.
+
+SIGTERM (or SIGINT) ends the worker within `shutdown.GRACE_SECONDS`: the
+current batch is finished and committed, or, when the database or the store is
+away, its jobs give up at their next retry and the batch is left uncommitted
+for the next worker; then the worker leaves the group.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRecord
 from aiokafka.errors import KafkaError
 from prometheus_client import start_http_server
 
-from app.domain.figalization import ImageStatus
-from app.domain.image_job import ImageJob, ImageJobError
-from app.images import FsspecImageStore, ImageStore
+from app.domain.image_job import JobMessage
+from app.images import FsspecImageStore
 from app.jobs.kafka import REQUEST_ID_HEADER, client_options, ensure_topic
-from app.logs import request_id_var
-from app.metrics import CONSUMER_LAG, JOBS_CONSUMED, JOBS_DONE
+from app.metrics import CONSUMER_LAG, JOBS_CONSUMED
 from app.settings import Settings
-from app.store.history import History, SqlHistory
-from workers.pipeline import RetryPolicy, make_picture, record
+from app.store.database import Database
+from app.store.pictures import SqlPictureRecords
+from workers.pipeline import JobLeft, PictureMaker, RetryPolicy
+from workers.shutdown import (
+    CLOSE_SECONDS,
+    FINISH_SECONDS,
+    at_most,
+    finish_within,
+    sleep_unless,
+    stop_on_signals,
+)
 
 log = logging.getLogger(__name__)
 
@@ -37,29 +48,25 @@ JOBS_AT_ONCE = 4
 
 
 async def run_worker(settings: Settings) -> int:
-    """The `figachechnaya worker` command: run until SIGTERM or SIGINT."""
-    if not settings.uses_kafka:
-        log.error("the worker needs FIGA_KAFKA_BOOTSTRAP_SERVERS; without it the app draws itself")
-        return 2
-    stopping = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stopping.set)
+    """The `figachechnaya worker` command (`Settings.refuse_unsafe` checked the settings):
+    run until SIGTERM or SIGINT."""
+    stopping = stop_on_signals()
     if settings.worker_metrics_port:
         start_http_server(settings.worker_metrics_port, addr=settings.worker_metrics_host)
-    history = SqlHistory.from_settings(settings)
+    database = Database.from_settings(settings)
     images = FsspecImageStore(settings)
     policy = RetryPolicy(max_attempts=settings.image_max_attempts)
+    maker = PictureMaker(images, SqlPictureRecords(database), policy, stopping=stopping)
     try:
         consumer = await connect(settings, stopping)
         if consumer is None:
             return 0
         try:
-            await consume(consumer, images, history, policy, stopping)
+            await finish_within(FINISH_SECONDS, stopping, consume(consumer, maker, stopping))
         finally:
-            await consumer.stop()  # commits nothing more; leaves the group at once
+            await at_most(CLOSE_SECONDS, consumer.stop(), "leaving the group")
     finally:
-        await history.close()
+        await at_most(CLOSE_SECONDS, database.close(), "closing the database")
         await images.close()
     log.info("worker stopped")
     return 0
@@ -85,7 +92,7 @@ async def connect(settings: Settings, stopping: asyncio.Event) -> AIOKafkaConsum
         except (KafkaError, OSError) as error:
             await consumer.stop()
             log.warning("kafka not reachable yet (%s); retrying in %.1fs", error, backoff)
-            await _sleep_unless(stopping, backoff)
+            await sleep_unless(stopping, backoff)
             backoff = min(backoff * 2, 10.0)
             continue
         log.info("worker joined group %s on %s", settings.kafka_group_id, settings.kafka_topic)
@@ -93,54 +100,48 @@ async def connect(settings: Settings, stopping: asyncio.Event) -> AIOKafkaConsum
     return None
 
 
-async def consume(
-    consumer: AIOKafkaConsumer,
-    images: ImageStore,
-    history: History,
-    policy: RetryPolicy,
-    stopping: asyncio.Event,
-) -> None:
-    """Poll a batch, draw its pictures a few at a time, commit it, repeat until SIGTERM.
-
-    A few jobs run at once so one picture's upload and status update overlap the
-    next one's drawing; the batch is committed only when every job in it is
-    stored and recorded, so a crash redelivers it whole (effects are idempotent).
-    """
-    slots = asyncio.Semaphore(JOBS_AT_ONCE)
-
-    async def one_at_a_slot(message: ConsumerRecord[bytes, bytes]) -> None:
-        async with slots:
-            await handle(message, images, history, policy)
-
+async def consume(consumer: AIOKafkaConsumer, maker: PictureMaker, stopping: asyncio.Event) -> None:
+    """Poll a batch, make its pictures a few at a time, commit it, repeat until SIGTERM."""
     while not stopping.is_set():
         batches = await consumer.getmany(timeout_ms=POLL_TIMEOUT_MS, max_records=MAX_RECORDS)
         messages = [message for batch in batches.values() for message in batch]
         JOBS_CONSUMED.inc(len(messages))
-        await asyncio.gather(*(one_at_a_slot(message) for message in messages))
+        if not await make_all(maker, messages):
+            log.info("SIGTERM: the batch is left unfinished and uncommitted, to come again")
+            return
         if batches:
             await consumer.commit({tp: batch[-1].offset + 1 for tp, batch in batches.items()})
         await measure_lag(consumer)
     log.info("SIGTERM: the current batch is finished and committed, leaving the group")
 
 
-async def handle(
-    message: ConsumerRecord[bytes, bytes], images: ImageStore, history: History, policy: RetryPolicy
-) -> None:
+async def make_all(maker: PictureMaker, messages: list[ConsumerRecord[bytes, bytes]]) -> bool:
+    """Every job of a batch; False when one was left because the worker is stopping.
+
+    A few jobs run at once so one picture's upload and status update overlap the
+    next one's drawing. Once a job is left the batch will not be committed, so the
+    others are cancelled rather than finished: all of them come again.
+    """
+    slots = asyncio.Semaphore(JOBS_AT_ONCE)
+
+    async def one_at_a_slot(message: ConsumerRecord[bytes, bytes]) -> None:
+        async with slots:
+            await maker.make(job_message(message))
+
+    left = False
+    try:
+        async with asyncio.TaskGroup() as jobs:
+            for message in messages:
+                jobs.create_task(one_at_a_slot(message))
+    except* JobLeft:
+        left = True
+    return not left
+
+
+def job_message(message: ConsumerRecord[bytes, bytes]) -> JobMessage:
+    """The job as the app published it: key, payload and the request id header."""
     key = (message.key or b"").decode("utf-8", "replace")
-    try:
-        job = ImageJob.decode(message.value or b"")
-    except ImageJobError as error:
-        log.error("bad image job at %s offset %d: %s", _where(message), message.offset, error)
-        JOBS_DONE.labels("invalid").inc()
-        if key:
-            await record(history, key, ImageStatus.FAILED, None, policy)
-        return
-    token = request_id_var.set(_request_id(message) or job.request_id)
-    try:
-        status = await make_picture(job, images, history, policy)
-        log.info("picture %s %s", job.figalization_id, status.value)
-    finally:
-        request_id_var.reset(token)
+    return JobMessage(key, message.value or b"", _request_id(message))
 
 
 async def measure_lag(consumer: AIOKafkaConsumer) -> None:
@@ -164,15 +165,3 @@ def _request_id(message: ConsumerRecord[bytes, bytes]) -> str:
         if name == REQUEST_ID_HEADER:
             return bytes(value).decode("utf-8", "replace")
     return ""
-
-
-def _where(message: ConsumerRecord[bytes, bytes]) -> str:
-    return str(TopicPartition(message.topic, message.partition))
-
-
-async def _sleep_unless(stopping: asyncio.Event, seconds: float) -> None:
-    try:
-        async with asyncio.timeout(seconds):
-            await stopping.wait()
-    except TimeoutError:
-        return

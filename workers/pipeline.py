@@ -1,10 +1,20 @@
-"""One job, start to finish: render → store → record, with retries.
+"""One image job, start to finish: decode → render → store → record.
 
-Shared by the Kafka consumer and the in-process worker, so both modes make
-the same picture under the same rules. Storage errors are retried with
-backoff up to the attempt limit, then the picture is recorded `failed`;
-recording itself is retried until it succeeds, since a job whose outcome is
-not recorded would be drawn again by the reconciler anyway.
+`PictureMaker.make` is what both loops call for each message — the Kafka
+consumer (`workers.consumer`) and the in-process worker of the single-process
+mode (`workers.inprocess`) — so both make the same picture under the same rules:
+
+- every log line of a job carries its request id;
+- a message that is not an image job is recorded `failed` and skipped;
+- a picture Pillow cannot draw is `failed` at once; storing it is retried with
+  backoff up to the attempt limit, then it is `failed`;
+- recording the outcome is retried while the database is away, since an
+  unrecorded picture would only be drawn again;
+- once the worker is stopping, nothing is retried any more: the job raises
+  `JobLeft`, unrecorded, so its Kafka batch is not committed and is delivered
+  again (the picture's key is its id, so drawing it twice overwrites one object);
+- any other error is a bug in one picture: logged, the picture left pending for
+  the reconciler, and the loop goes on.
 """
 
 from __future__ import annotations
@@ -15,8 +25,9 @@ import time
 from dataclasses import dataclass
 
 from app.domain.figalization import ImageStatus, image_key
-from app.domain.image_job import ImageJob
-from app.images import ImageStore, ImageStoreUnavailable
+from app.domain.image_job import ImageJob, ImageJobError, JobMessage
+from app.images import ImageStore
+from app.logs import request_id_var
 from app.metrics import (
     END_TO_END_SECONDS,
     JOBS_DONE,
@@ -25,20 +36,123 @@ from app.metrics import (
     STORE_RETRIES,
     UPLOAD_SECONDS,
 )
-from app.store.history import History, StoreUnavailable
+from app.outages import ImageStoreUnavailable, StoreUnavailable
+from app.store.pictures import PictureRecords
 from workers.render import render_card
+from workers.shutdown import sleep_unless
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
-    max_attempts: int = 5
+    max_attempts: int = 5  # storing one picture, before it is `failed`
     first_backoff_seconds: float = 0.2
     max_backoff_seconds: float = 5.0
 
     def backoff(self, attempt: int) -> float:
         return float(min(self.first_backoff_seconds * 2 ** (attempt - 1), self.max_backoff_seconds))
+
+
+class JobLeft(Exception):
+    """The worker is stopping before this job was finished: it is left for redelivery."""
+
+
+class PictureMaker:
+    """Makes the picture of each job it is given; `stopping`, once set, ends every retry."""
+
+    def __init__(
+        self,
+        images: ImageStore,
+        pictures: PictureRecords,
+        policy: RetryPolicy,
+        *,
+        stopping: asyncio.Event | None = None,
+    ) -> None:
+        self._images = images
+        self._pictures = pictures
+        self._policy = policy
+        # Without an event to watch, the maker is stopped by cancelling its task.
+        self._stopping = stopping if stopping is not None else asyncio.Event()
+
+    async def make(self, message: JobMessage) -> None:
+        """The whole job; raises nothing but `JobLeft` (and cancellation)."""
+        token = request_id_var.set(message.request_id)
+        try:
+            await self._make(message)
+        except JobLeft:
+            raise
+        except Exception:  # one picture's bug must not stop the others; the reconciler retries
+            log.exception("picture %s failed unexpectedly", message.key)
+        finally:
+            request_id_var.reset(token)
+
+    async def _make(self, message: JobMessage) -> None:
+        try:
+            job = ImageJob.decode(message.payload)
+        except ImageJobError as error:
+            log.error("bad image job %r: %s", message.key, error)
+            JOBS_DONE.labels("invalid").inc()
+            if message.key:
+                await self._record(message.key, ImageStatus.FAILED, None)
+            return
+        if not message.request_id:
+            request_id_var.set(job.request_id)  # reset with the outer token by `make`
+        status, key = await self._draw_and_store(job)
+        await self._record(job.figalization_id, status, key)
+        JOBS_DONE.labels(status.value).inc()
+        if status is ImageStatus.READY:
+            LAST_PICTURE.set_to_current_time()
+            if job.created_at:
+                END_TO_END_SECONDS.observe(max(0.0, time.time() - job.created_at))
+        log.info("picture %s %s", job.figalization_id, status.value)
+
+    async def _draw_and_store(self, job: ImageJob) -> tuple[ImageStatus, str | None]:
+        try:
+            png = await render(job)
+        except Exception:  # a job Pillow cannot draw will never be drawable: fail it, don't retry
+            log.exception("cannot render picture %s", job.figalization_id)
+            return ImageStatus.FAILED, None
+        key = image_key(job.figalization_id)
+        attempts = self._policy.max_attempts
+        for attempt in range(1, attempts + 1):
+            try:
+                with UPLOAD_SECONDS.time():
+                    await self._images.put(key, png)
+            except ImageStoreUnavailable as error:
+                log.warning(
+                    "storing picture %s failed (attempt %d/%d): %s",
+                    job.figalization_id,
+                    attempt,
+                    attempts,
+                    error,
+                )
+                if attempt < attempts:
+                    STORE_RETRIES.inc()
+                    await self._before_retry(attempt)
+            else:
+                return ImageStatus.READY, key
+        return ImageStatus.FAILED, None
+
+    async def _record(self, figalization_id: str, status: ImageStatus, key: str | None) -> None:
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                await self._pictures.record(figalization_id, status, key)
+            except StoreUnavailable as error:
+                log.warning(
+                    "recording picture %s waits for the database: %s", figalization_id, error
+                )
+                await self._before_retry(attempt)
+            else:
+                return
+
+    async def _before_retry(self, attempt: int) -> None:
+        """The backoff before another attempt, cut short by the stop, which leaves the job."""
+        await sleep_unless(self._stopping, self._policy.backoff(attempt))
+        if self._stopping.is_set():
+            raise JobLeft(f"stopping after {attempt} failed attempts")
 
 
 async def render(job: ImageJob) -> bytes:
@@ -47,64 +161,3 @@ async def render(job: ImageJob) -> bytes:
         return await asyncio.to_thread(
             render_card, phrase=job.phrase, result=job.result, scheme_name=job.scheme_name
         )
-
-
-async def make_picture(
-    job: ImageJob, images: ImageStore, history: History, policy: RetryPolicy
-) -> ImageStatus:
-    status, key = await _draw_and_store(job, images, policy)
-    await record(history, job.figalization_id, status, key, policy)
-    JOBS_DONE.labels(status.value).inc()
-    if status is ImageStatus.READY:
-        LAST_PICTURE.set_to_current_time()
-        if job.created_at:
-            END_TO_END_SECONDS.observe(max(0.0, time.time() - job.created_at))
-    return status
-
-
-async def _draw_and_store(
-    job: ImageJob, images: ImageStore, policy: RetryPolicy
-) -> tuple[ImageStatus, str | None]:
-    try:
-        png = await render(job)
-    except Exception:  # a job Pillow cannot draw will never be drawable: fail it, don't retry
-        log.exception("cannot render picture %s", job.figalization_id)
-        return ImageStatus.FAILED, None
-    key = image_key(job.figalization_id)
-    for attempt in range(1, policy.max_attempts + 1):
-        try:
-            with UPLOAD_SECONDS.time():
-                await images.put(key, png)
-        except ImageStoreUnavailable as error:
-            log.warning(
-                "storing picture %s failed (attempt %d/%d): %s",
-                job.figalization_id,
-                attempt,
-                policy.max_attempts,
-                error,
-            )
-            if attempt < policy.max_attempts:
-                STORE_RETRIES.inc()
-                await asyncio.sleep(policy.backoff(attempt))
-        else:
-            return ImageStatus.READY, key
-    return ImageStatus.FAILED, None
-
-
-async def record(
-    history: History,
-    figalization_id: str,
-    status: ImageStatus,
-    key: str | None,
-    policy: RetryPolicy,
-) -> None:
-    attempt = 0
-    while True:
-        attempt += 1
-        try:
-            await history.record_image(figalization_id, status, key)
-        except StoreUnavailable as error:
-            log.warning("recording picture %s waits for the database: %s", figalization_id, error)
-            await asyncio.sleep(policy.backoff(attempt))
-        else:
-            return

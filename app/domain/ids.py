@@ -24,13 +24,6 @@ def encode_ulid(timestamp_ms: int, randomness: int) -> str:
     return digits.translate(_FROM_RFC4648).decode("ascii")
 
 
-def ulid_timestamp_ms(ulid: str) -> int:
-    value = 0
-    for char in ulid[:10]:
-        value = value * 32 + _ALPHABET.index(char)
-    return value
-
-
 @dataclass
 class UlidFactory:
     """Monotonic ULIDs from an injected millisecond clock and 80-bit random source."""

@@ -10,21 +10,21 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
-from app.jobs.queue import Message
+from app.domain.image_job import JobMessage
 
 
 class InProcessQueue:
     def __init__(self) -> None:
-        self._messages: asyncio.Queue[Message] = asyncio.Queue()
+        self._messages: asyncio.Queue[JobMessage] = asyncio.Queue()
 
     async def start(self) -> None:
         return None
 
-    async def publish(self, messages: Sequence[Message]) -> None:
+    async def publish(self, messages: Sequence[JobMessage]) -> None:
         for message in messages:
             self._messages.put_nowait(message)
 
-    async def get(self) -> Message:
+    async def get(self) -> JobMessage:
         return await self._messages.get()
 
     async def ping(self) -> None:

@@ -19,7 +19,8 @@ from aiokafka.errors import KafkaError
 from aiokafka.helpers import create_ssl_context
 from aiokafka.producer.message_accumulator import BatchBuilder
 
-from app.jobs.queue import Message, QueueUnavailable
+from app.domain.image_job import JobMessage
+from app.outages import QueueUnavailable
 from app.settings import Settings
 
 SEND_TIMEOUT_SECONDS = 10.0
@@ -78,7 +79,7 @@ class KafkaQueue:
             self._producer = producer
             return producer
 
-    async def publish(self, messages: Sequence[Message]) -> None:
+    async def publish(self, messages: Sequence[JobMessage]) -> None:
         """Send and wait until the broker has every message (acks=all).
 
         Messages are grouped by partition and sent as ready-made batches: one `send()`
@@ -120,7 +121,7 @@ class KafkaQueue:
             self._producer = None
 
 
-def _record(message: Message) -> Record:
+def _record(message: JobMessage) -> Record:
     return {
         "key": message.key.encode(),
         "value": message.payload,

@@ -7,21 +7,16 @@ queue sees is exactly what the database committed.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import NamedTuple, Protocol
+from typing import Protocol
 
-
-class Message(NamedTuple):
-    key: str  # the figalization id: one picture's jobs share a partition
-    payload: bytes  # an encoded ImageJob
-    request_id: str = ""  # travels as a header, for following one request through the logs
-
-
-class QueueUnavailable(Exception):
-    """The queue did not accept the messages; they stay in the outbox."""
+from app.domain.image_job import JobMessage
 
 
 class JobQueue(Protocol):
     async def start(self) -> None: ...
-    async def publish(self, messages: Sequence[Message]) -> None: ...
+    async def publish(self, messages: Sequence[JobMessage]) -> None:
+        """Return once the queue has every message; `QueueUnavailable` (app.outages) if not."""
+        ...
+
     async def ping(self) -> None: ...
     async def close(self) -> None: ...

@@ -1,17 +1,17 @@
 """Background loops that move image jobs from the database to the queue.
 
-`OutboxRelay` publishes image jobs two ways. The fast way: the history hands
+`OutboxRelay` publishes image jobs two ways. The fast way: the writer hands
 over each committed batch (`handoff`: the jobs and their outbox row numbers),
 the relay publishes them from memory and then deletes their rows, one
 statement for many batches. Nothing is read back, which at thousands of
 figalizations a second was most of what relaying cost. The sure way: every
 second it sweeps the outbox for rows nobody will hand over, and publishes
-those. A row is swept when it is older than `HANDOFF_GRACE_SECONDS` (its
-replica died or lost it), older than this process (the last run's), or one
-this relay let go: a hand-off whose publishing failed or that would overflow
-`MAX_HANDED_OVER`. After a failure the relay stops holding hand-offs until a
-sweep has emptied the outbox, so the two ways never race for a row. A job can
-still go out twice (a crash between publishing and deleting; another replica
+those: rows older than `HANDOFF_GRACE_SECONDS` (their replica died or lost
+them), older than this process (the last run's), or let go by this relay (a
+hand-off whose publishing failed, or that would overflow `MAX_HANDED_OVER`).
+What the relay holds, and the rule that keeps the two ways from racing for a
+row, is `handoff.Handoff`; this module is the loop around it. A job can still
+go out twice (a crash between publishing and deleting; another replica
 sweeping a row this one is slow to publish); the worker is idempotent.
 
 `Reconciler` re-queues pictures that are still pending long after their job
@@ -31,10 +31,12 @@ from datetime import UTC, datetime, timedelta
 
 from app.domain.figalization import Figalization
 from app.domain.image_job import ImageJob
-from app.jobs.queue import JobQueue, Message, QueueUnavailable
+from app.jobs.handoff import Handoff
+from app.jobs.queue import JobQueue
 from app.metrics import JOBS_RELAYED, JOBS_REQUEUED, OUTBOX_BACKLOG
-from app.store.history import StoreUnavailable
+from app.outages import QueueUnavailable, StoreUnavailable
 from app.store.outbox import SqlOutbox
+from app.store.writes import Committed
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +44,7 @@ BATCH = 500
 MAX_BACKOFF_SECONDS = 5.0
 HANDOFF_GRACE_SECONDS = 30.0  # > the queue's send timeout: a handed-over job is in flight
 MAX_HANDED_OVER = 20_000  # jobs held in memory at most; beyond, the sweep takes them
-FORGET_EVERY_SECONDS = 0.05  # published rows are deleted in batches at most this often
+DELETE_EVERY_SECONDS = 0.05  # published rows are deleted in batches at most this often
 
 
 class OutboxRelay:
@@ -58,39 +60,30 @@ class OutboxRelay:
         self._outbox = outbox
         self._queue = queue
         self._idle_seconds = idle_seconds
-        self._grace_seconds = handoff_grace_seconds
-        self._max_handed_over = max_handed_over
-        self._started_at = datetime.now(UTC)  # older rows were never handed to this process
+        self._state = Handoff(
+            started_at=datetime.now(UTC),
+            grace=timedelta(seconds=handoff_grace_seconds),
+            max_held=max_handed_over,
+        )
         self._wakeup = asyncio.Event()
-        self._handed_seqs: list[int] = []
-        self._handed_jobs: list[Message] = []
-        self._published_seqs: list[int] = []
-        self._let_go_up_to = 0  # rows up to this seq are not held here: the sweep takes them
-        self._holding = True  # False after a failure, until a sweep has emptied the outbox
-        self._forgotten_at = 0.0
+        self._deleted_at = 0.0
         self._swept_at = 0.0
         self._backlog_measured_at = 0.0
 
     def wake(self) -> None:
         self._wakeup.set()
 
-    def handoff(self, seqs: list[int], jobs: list[Message]) -> None:
-        """Committed jobs to publish from memory (`SqlHistory.hand_committed_jobs_to`).
-
-        One writer commits the batches one after another, so a later hand-off has
-        higher row numbers: "up to this seq" describes exactly what was let go."""
-        if self._holding and len(self._handed_jobs) + len(jobs) <= self._max_handed_over:
-            self._handed_seqs.extend(seqs)
-            self._handed_jobs.extend(jobs)
-        elif seqs:
-            self._let_go_up_to = max(self._let_go_up_to, max(seqs))
+    def handoff(self, committed: Committed) -> None:
+        """A batch the writer committed, to publish from memory (`FigalizationWriter`'s
+        `committed`)."""
+        self._state.take(committed)
         self._wakeup.set()
 
     async def run(self) -> None:
         backoff = 0.1
         while True:
-            # Published rows wait at most FORGET_EVERY_SECONDS to be deleted.
-            wait = FORGET_EVERY_SECONDS if self._published_seqs else self._idle_seconds
+            # Published rows wait at most DELETE_EVERY_SECONDS to be deleted.
+            wait = DELETE_EVERY_SECONDS if self._state.awaits_delete else self._idle_seconds
             try:
                 async with asyncio.timeout(wait):
                     await self._wakeup.wait()
@@ -98,11 +91,11 @@ class OutboxRelay:
                 pass
             self._wakeup.clear()
             try:
-                await self._publish_handed_over()
+                await self._publish_held()
                 if time.monotonic() - self._swept_at >= self._idle_seconds:
                     await self.drain()
-                elif time.monotonic() - self._forgotten_at >= FORGET_EVERY_SECONDS:
-                    await self._forget_published()
+                elif time.monotonic() - self._deleted_at >= DELETE_EVERY_SECONDS:
+                    await self._delete_published()
             except (StoreUnavailable, QueueUnavailable) as error:
                 log.warning("outbox relay paused: %s", error)
                 await self._measure_backlog()  # the backlog grows exactly now
@@ -117,53 +110,40 @@ class OutboxRelay:
     async def drain(self) -> int:
         """Publish what was handed over, then sweep until no sweepable row is left;
         return how many jobs were sent."""
-        total = await self._publish_handed_over()
-        await self._forget_published()
+        total = await self._publish_held()
+        await self._delete_published()
         self._swept_at = time.monotonic()
         while True:
-            let_go_up_to = self._let_go_up_to
-            cutoff = max(_ago(self._grace_seconds), self._started_at)
-            sent = await self._outbox.relay(
-                self._queue.publish, limit=BATCH, created_before=cutoff, or_seq_up_to=let_go_up_to
-            )
+            scope = self._state.sweep_scope(datetime.now(UTC))
+            sent = await self._outbox.sweep(self._queue.publish, scope, limit=BATCH)
             total += sent
             JOBS_RELAYED.inc(sent)
             if sent < BATCH:
                 break
-        if self._let_go_up_to == let_go_up_to:  # nothing let go meanwhile: all of it was seen
-            self._let_go_up_to = 0
-            self._holding = True
+        self._state.swept(scope)
         await self._measure_backlog()
         return total
 
-    async def _publish_handed_over(self) -> int:
-        seqs, jobs = self._handed_seqs, self._handed_jobs
-        if not jobs:
+    async def _publish_held(self) -> int:
+        batch = self._state.publishing()
+        if batch is None:
             return 0
-        self._handed_seqs, self._handed_jobs = [], []
         try:
-            await self._queue.publish(jobs)
+            await self._queue.publish(batch.jobs)
         except BaseException:
-            # The rows stay; stop holding, and let the sweep have these and any held since.
-            self._holding = False
-            self._let_go_up_to = max(self._let_go_up_to, *seqs, *self._handed_seqs)
-            self._handed_seqs, self._handed_jobs = [], []
+            self._state.publish_failed()  # the rows stay, for the sweep
             raise
-        self._published_seqs.extend(seqs)
-        JOBS_RELAYED.inc(len(jobs))
-        return len(jobs)
+        self._state.published()
+        JOBS_RELAYED.inc(len(batch.jobs))
+        return len(batch.jobs)
 
-    async def _forget_published(self) -> None:
+    async def _delete_published(self) -> None:
         """Delete the rows of published jobs: one statement for many hand-offs."""
-        self._forgotten_at = time.monotonic()
-        seqs, self._published_seqs = self._published_seqs, []
-        if not seqs:
-            return
-        try:
-            await self._outbox.forget(seqs)
-        except BaseException:
-            self._published_seqs.extend(seqs)  # published already: deleting can wait
-            raise
+        self._deleted_at = time.monotonic()
+        seqs = self._state.deleting()
+        if seqs:
+            await self._outbox.delete_published(seqs)  # if it fails, they wait for the next
+            self._state.deleted(seqs)
 
     async def _measure_backlog(self) -> None:
         """At most once a second: a count of the outbox is cheap, but not per request."""
@@ -172,10 +152,6 @@ class OutboxRelay:
             self._backlog_measured_at = now
             with contextlib.suppress(StoreUnavailable):  # a down database is logged already
                 OUTBOX_BACKLOG.set(await self._outbox.backlog())
-
-
-def _ago(seconds: float) -> datetime:
-    return datetime.now(UTC) - timedelta(seconds=seconds)
 
 
 class Reconciler:

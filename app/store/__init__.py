@@ -1,1 +1,2 @@
-"""Persistence: SQLModel tables on SQLite or PostgreSQL, behind small interfaces."""
+"""Persistence on SQLite or PostgreSQL: the database and its outage rule (`database`),
+reads (`history`), the write path (`writes`), the outbox and the picture records."""

@@ -1,75 +1,79 @@
 """The transactional outbox of image jobs, and the reconciler's queries.
 
 A job row is written in the same transaction as its figalization (see
-`history.SqlHistory`), so a job exists exactly when the figalization does,
-whatever the broker is doing. Rows leave the table only after the queue
-accepted their jobs (at least once). Two ways lead there: the relay
-publishes the jobs it was just handed from memory and then `forget`s their
-rows, and `relay` sweeps rows nobody handed over (another replica crashed,
-the broker was down) in `seq` order. `FOR UPDATE SKIP LOCKED` lets every app
-replica sweep without two of them sending the same rows at once; SQLite,
-single-process, ignores it.
+`writes.py`), so a job exists exactly when the figalization does, whatever
+the broker is doing. Rows leave the table only after the queue accepted
+their jobs (at least once). Two ways lead there: the relay publishes the
+jobs it was just handed from memory and then deletes their rows
+(`delete_published`), and `sweep` publishes rows nobody holds (another
+replica crashed, the broker was down) in `seq` order. Which rows nobody
+holds is the relay's knowledge, handed in as a `SweepScope`. `FOR UPDATE
+SKIP LOCKED` lets every app replica sweep without two of them sending the
+same rows at once; SQLite, single-process, ignores it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.domain.figalization import Figalization, ImageStatus
-from app.domain.image_job import ImageJob
-from app.jobs.queue import Message
-from app.store.history import SqlHistory, job_message, outbox_values, to_figalization
+from app.domain.image_job import ImageJob, JobMessage
+from app.store.database import Database
+from app.store.history import to_figalization
 from app.store.tables import figalization_table, outbox_table
 
-Publish = Callable[[Sequence[Message]], Awaitable[None]]
+Publish = Callable[[Sequence[JobMessage]], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class SweepScope:
+    """The outbox rows a sweep may take: those no relay can still be publishing from memory.
+
+    A row qualifies when it was written before `written_before` (whoever held it
+    has published it or died by then) or its `seq` is at most `let_go_up_to`
+    (the sweeping relay let it go). The default scope is every row."""
+
+    written_before: datetime | None = None
+    let_go_up_to: int = 0
+
+
+EVERY_ROW = SweepScope()
+
+
+def outbox_row(message: JobMessage, written_at: datetime) -> dict[str, Any]:
+    """The outbox row of one job, as the SQLite writes and `requeue` insert it."""
+    return {
+        "figalization_id": message.key,
+        "payload": message.payload,
+        "request_id": message.request_id,
+        "created_at": written_at,
+    }
 
 
 class SqlOutbox:
-    def __init__(self, history: SqlHistory) -> None:
-        self._history = history
+    def __init__(self, database: Database) -> None:
+        self._database = database
 
-    async def relay(
-        self,
-        publish: Publish,
-        *,
-        limit: int = 500,
-        created_before: datetime | None = None,
-        or_seq_up_to: int = 0,
+    async def sweep(
+        self, publish: Publish, scope: SweepScope = EVERY_ROW, *, limit: int = 500
     ) -> int:
-        """Publish up to `limit` waiting jobs, in `seq` order; return how many left.
-
-        With `created_before`, only rows older than that or numbered up to
-        `or_seq_up_to`: the others may be on their way through a relay's memory."""
-        query = (
-            sa.select(
-                outbox_table.c.seq,
-                outbox_table.c.figalization_id,
-                outbox_table.c.payload,
-                outbox_table.c.request_id,
-            )
-            .order_by(outbox_table.c.seq)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        )
-        if created_before is not None:
-            query = query.where(
-                sa.or_(
-                    outbox_table.c.created_at < created_before,
-                    outbox_table.c.seq <= or_seq_up_to,
-                )
-            )
+        """Publish up to `limit` waiting jobs in `scope`, in `seq` order, and delete their
+        rows; return how many left. A failed publish leaves the rows and raises."""
         failure: Exception | None = None
-        async with self._history.connect(write=True) as connection:
-            rows = (await connection.execute(query)).all()
+        async with self._database.connect(write=True) as connection:
+            rows = (await connection.execute(_waiting(scope, limit))).all()
             if not rows:
                 return 0
             try:
                 await publish(
-                    [Message(row.figalization_id, row.payload, row.request_id) for row in rows]
+                    [JobMessage(row.figalization_id, row.payload, row.request_id) for row in rows]
                 )
             except Exception as error:  # the queue's failure, not the database's: rows stay
                 failure = error
@@ -79,14 +83,14 @@ class SqlOutbox:
             raise failure
         return len(rows)
 
-    async def forget(self, seqs: Sequence[int]) -> None:
+    async def delete_published(self, seqs: Sequence[int]) -> None:
         """Delete the rows whose jobs the queue has accepted."""
         if seqs:
-            async with self._history.connect(write=True) as connection:
+            async with self._database.connect(write=True) as connection:
                 await _delete(connection, seqs)
 
     async def backlog(self) -> int:
-        async with self._history.connect() as connection:
+        async with self._database.connect() as connection:
             count = await connection.scalar(sa.select(sa.func.count()).select_from(outbox_table))
         return int(count or 0)
 
@@ -101,7 +105,7 @@ class SqlOutbox:
             .order_by(figalization_table.c.image_queued_at)
             .limit(limit)
         )
-        async with self._history.connect() as connection:
+        async with self._database.connect() as connection:
             rows = (await connection.execute(query)).mappings().all()
         return [to_figalization(row) for row in rows]
 
@@ -111,10 +115,9 @@ class SqlOutbox:
             return
         now = datetime.now(UTC)
         ids = [job.figalization_id for job in jobs]
-        async with self._history.connect(write=True) as connection:
+        async with self._database.connect(write=True) as connection:
             await connection.execute(
-                outbox_table.insert(),
-                [outbox_values(job_message(job), now) for job in jobs],
+                outbox_table.insert(), [outbox_row(job.message(), now) for job in jobs]
             )
             await connection.execute(
                 figalization_table.update()
@@ -123,8 +126,32 @@ class SqlOutbox:
             )
 
 
+def _waiting(scope: SweepScope, limit: int) -> sa.Select[Any]:
+    query = (
+        sa.select(
+            outbox_table.c.seq,
+            outbox_table.c.figalization_id,
+            outbox_table.c.payload,
+            outbox_table.c.request_id,
+        )
+        .order_by(outbox_table.c.seq)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    if scope.written_before is None:
+        return query
+    return query.where(
+        sa.or_(
+            outbox_table.c.created_at < scope.written_before,
+            outbox_table.c.seq <= scope.let_go_up_to,
+        )
+    )
+
+
 # One prepared plan whatever the count: an `IN (...)` list is compiled again for each length.
-_DELETE_ANY = sa.text("DELETE FROM image_job_outbox WHERE seq = ANY(:seqs)")
+_DELETE_ANY = outbox_table.delete().where(
+    outbox_table.c.seq == sa.any_(sa.bindparam("seqs", type_=postgresql.ARRAY(sa.BigInteger)))
+)
 _DELETE_IN = outbox_table.delete().where(
     outbox_table.c.seq.in_(sa.bindparam("seqs", expanding=True))
 )

@@ -2,7 +2,8 @@
 
 Rows are storage shapes only: the web and API layers speak in
 `app.domain.figalization.Figalization`, and the mapping lives in `history.py`.
-Migrations in `migrations/` must match these definitions (a test compares them).
+Migrations in `migrations/` must match these definitions (a test compares them),
+and the PostgreSQL batch statement is built from them (`postgres_batch.py`).
 """
 
 from __future__ import annotations

@@ -13,13 +13,13 @@ from litestar import Controller, Request, Response, get, post
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import JSONBody
 
-from app.domain.figalization import ImageStatus
 from app.domain.phrase import PhraseError
 from app.figalizations import UnknownScheme
 from app.logs import request_id_var
-from app.store.history import StoreUnavailable
+from app.outages import StoreUnavailable
+from app.web import paths
 from app.web.deps import RuntimeDep
-from app.web.views import image_path
+from app.web.security import FIGALIZES
 
 
 class CompatFigalizeRequest(msgspec.Struct):
@@ -36,7 +36,7 @@ class CompatAnswer(msgspec.Struct):
 
 
 class CompatController(Controller):
-    path = "/api"
+    path = paths.API
     tags = ["compatibility (v1)"]  # noqa: RUF012
 
     @get("/getschemas/", operation_id="compatGetSchemas")
@@ -47,6 +47,7 @@ class CompatController(Controller):
         "/figalize/",
         operation_id="compatFigalize",
         status_code=200,
+        opt=FIGALIZES,
         responses={
             400: ResponseSpec(data_container=CompatAnswer, description="A bad phrase or index")
         },
@@ -88,12 +89,12 @@ class CompatController(Controller):
         data: JSONBody[CompatImageRequest],
     ) -> Response[CompatAnswer]:
         try:
-            figalization = await runtime.history.newest_with_result(data.phrase.strip())
+            figalization = await runtime.figalizer.newest_ready_picture(data.phrase.strip())
         except StoreUnavailable:
             return Response(CompatAnswer(""), status_code=503)
-        if figalization is None or figalization.image_status is not ImageStatus.READY:
+        if figalization is None:
             return Response(CompatAnswer(""), status_code=404)
-        url = str(request.base_url).rstrip("/") + image_path(figalization.id)
+        url = str(request.base_url).rstrip("/") + paths.image_path(figalization.id)
         return Response(CompatAnswer(url))
 
 

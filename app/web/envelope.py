@@ -8,6 +8,12 @@ and adds the security headers (CSP, nosniff, frame and referrer policies,
 HSTS behind TLS) and `X-Request-ID` to the answer. Under `/api/` it also
 answers CORS, as the original service did: any origin, no credentials, and
 preflights answered here without reaching a handler.
+
+The headers are defined here, where they are applied. The page has no inline
+script or style (see templates/), so the Content-Security-Policy can forbid
+both; pictures may come from the object store's origin through a redirect,
+which the policy allows by name. (CSRF, rate limits and the body limit are
+in `security`.)
 """
 
 from __future__ import annotations
@@ -18,25 +24,19 @@ import re
 import secrets
 import time
 from typing import Any
+from urllib.parse import urlsplit
 
 from litestar.enums import ScopeType
-from litestar.types import (
-    ASGIApp,
-    HTTPResponseBodyEvent,
-    HTTPResponseStartEvent,
-    Message,
-    Receive,
-    Scope,
-    Send,
-)
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.logs import request_id_var
 from app.metrics import HTTP_DURATION, HTTP_IN_FLIGHT, HTTP_REQUESTS
 from app.settings import Settings
-from app.web.security import security_headers
+from app.web import paths
+from app.web.asgi_answers import answer
 
 _ACCEPTABLE_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
-_UNMEASURED = frozenset({"/metrics"})  # scraping must not count itself
+_UNMEASURED = frozenset({paths.METRICS})  # scraping must not count itself
 _HSTS = (b"strict-transport-security", b"max-age=31536000; includeSubDomains")
 _CORS = [
     (b"access-control-allow-origin", b"*"),
@@ -59,15 +59,16 @@ def envelope_middleware(settings: Settings) -> Any:
     # Swagger UI, is the one HTML page there; its initializer is an inline script, which
     # the page's CSP would block, and it shows no user text.)
     api_headers = [h for h in page_headers if h[0] in _API_HEADERS] + _CORS
+    api_prefix = paths.API_PREFIX  # a closure variable: the cheapest lookup per request
 
     def wrap(app: ASGIApp) -> ASGIApp:
         async def envelope(scope: Scope, receive: Receive, send: Send) -> None:
             if scope["type"] != ScopeType.HTTP:
                 await app(scope, receive, send)
                 return
-            api = scope["path"].startswith("/api/")
+            api = scope["path"].startswith(api_prefix)
             if api and scope["method"] == "OPTIONS":
-                await _answer_preflight(send)
+                await answer(send, 204, _PREFLIGHT)
                 return
             request_id = _request_id(scope)
             scope.setdefault("state", {})["request_id"] = request_id
@@ -111,17 +112,6 @@ def envelope_middleware(settings: Settings) -> Any:
     return wrap
 
 
-async def _answer_preflight(send: Send) -> None:
-    start: HTTPResponseStartEvent = {
-        "type": "http.response.start",
-        "status": 204,
-        "headers": _PREFLIGHT,
-    }
-    body: HTTPResponseBodyEvent = {"type": "http.response.body", "body": b"", "more_body": False}
-    await send(start)
-    await send(body)
-
-
 @functools.cache
 def _series(method: str, route: str, status: int) -> tuple[Any, Any]:
     """The labelled children, looked up once: `labels()` takes a lock on every call."""
@@ -140,3 +130,39 @@ def _request_id(scope: Scope) -> str:
                 return incoming
             break
     return f"{_PROCESS}{next(_SEQUENCE):012x}"  # cheaper than uuid4: no syscall per request
+
+
+def content_security_policy(settings: Settings) -> str:
+    images = ["'self'", "data:"]
+    for url in (settings.image_public_base_url, settings.s3_endpoint_url):
+        if url:
+            parts = urlsplit(url)
+            images.append(f"{parts.scheme}://{parts.netloc}")
+    if settings.image_store_url.startswith("s3://") and not settings.s3_endpoint_url:
+        images.append("https://*.amazonaws.com")  # presigned AWS URLs
+    return "; ".join(
+        [
+            "default-src 'self'",
+            "script-src 'self'",
+            "style-src 'self'",
+            f"img-src {' '.join(images)}",
+            "font-src 'self'",
+            "connect-src 'self'",
+            "object-src 'none'",
+            "base-uri 'self'",
+            "form-action 'self'",
+            "frame-ancestors 'none'",
+        ]
+    )
+
+
+def security_headers(settings: Settings) -> list[tuple[str, str]]:
+    """Headers every page carries (HSTS is added per request, only over TLS)."""
+    return [
+        ("Content-Security-Policy", content_security_policy(settings)),
+        ("X-Content-Type-Options", "nosniff"),
+        ("X-Frame-Options", "DENY"),
+        ("Referrer-Policy", "strict-origin-when-cross-origin"),
+        ("Cross-Origin-Opener-Policy", "same-origin"),
+        ("Permissions-Policy", "camera=(), microphone=(), geolocation=(), interest-cohort=()"),
+    ]

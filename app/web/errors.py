@@ -16,8 +16,8 @@ from litestar.response import Template
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 from litestar.types import ExceptionHandlersMap
 
-from app.images import ImageStoreUnavailable
-from app.store.history import StoreUnavailable
+from app.outages import ImageStoreUnavailable, StoreUnavailable
+from app.web import paths
 from app.web.views import ErrorView
 
 log = logging.getLogger(__name__)
@@ -40,7 +40,7 @@ TITLES = {
 
 
 def _wants_json(request: Request[Any, Any, Any]) -> bool:
-    return request.url.path.startswith("/api/") or "text/html" not in request.headers.get(
+    return request.url.path.startswith(paths.API_PREFIX) or "text/html" not in request.headers.get(
         "accept", ""
     )
 

@@ -13,6 +13,7 @@ from litestar.di import NamedDependency
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from app.runtime import Runtime
+from app.web import paths
 
 CHECK_TIMEOUT_SECONDS = 1.0
 CACHE_SECONDS = 1.0
@@ -43,11 +44,12 @@ class ReadinessProbe:
         async with self._lock:
             if self._cached is not None and time.monotonic() - self._cached[0] < CACHE_SECONDS:
                 return self._cached[1]
+            health = self.runtime.health
             database, queue, images, backlog = await asyncio.gather(
-                _state(self.runtime.history.ping),
-                _state(self.runtime.queue.ping),
-                _state(self.runtime.images.ping),
-                _backlog(self.runtime),
+                _state(health.database),
+                _state(health.queue),
+                _state(health.images),
+                _backlog(health.backlog),
             )
             readiness = Readiness(
                 ready=database.ok and queue.ok and images.ok,
@@ -69,10 +71,10 @@ async def _state(check: Callable[[], Awaitable[None]]) -> DependencyState:
     return DependencyState(ok=True)
 
 
-async def _backlog(runtime: Runtime) -> int | None:
+async def _backlog(backlog: Callable[[], Awaitable[int]]) -> int | None:
     try:
         async with asyncio.timeout(CHECK_TIMEOUT_SECONDS):
-            return await runtime.outbox.backlog()
+            return await backlog()
     except Exception:  # the database state already says why
         return None
 
@@ -89,6 +91,6 @@ class OpsController(Controller):
         readiness = await probe.check()
         return Response(readiness, status_code=200 if readiness.ready else 503)
 
-    @get("/metrics", name="metrics")
+    @get(paths.METRICS, name="metrics")
     async def metrics(self) -> Response[bytes]:
         return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)

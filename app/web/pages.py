@@ -14,7 +14,9 @@ from litestar.response import Template
 from app.domain.phrase import PhraseError
 from app.figalizations import UnknownScheme
 from app.logs import request_id_var
+from app.web import paths
 from app.web.deps import RuntimeDep
+from app.web.security import FIGALIZES
 from app.web.templating import fragment, is_htmx, page
 from app.web.views import result_view
 
@@ -32,7 +34,7 @@ class PageController(Controller):
     async def index(self, runtime: RuntimeDep) -> Template:
         return page(runtime, "pages/index.html")
 
-    @post("/", name="figalize-form", status_code=200)
+    @post("/", name="figalize-form", status_code=200, opt=FIGALIZES)
     async def figalize(
         self,
         request: Request[Any, Any, Any],
@@ -70,11 +72,11 @@ class PageController(Controller):
             result=result,
         )
 
-    @get("/r/{figalization_id:str}", name="result-page")
+    @get(paths.RESULT_PAGES + "/{figalization_id:str}", name="result-page")
     async def result_page(
         self, request: Request[Any, Any, Any], runtime: RuntimeDep, figalization_id: FromPath[str]
     ) -> Template:
-        figalization = await runtime.history.get(figalization_id)
+        figalization = await runtime.figalizer.get(figalization_id)
         if figalization is None:
             raise NotFoundException("Такой фигализации у нас нет")
         result = result_view(runtime.figalizer, figalization, stored=True)

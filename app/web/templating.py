@@ -13,6 +13,7 @@ from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.response import Template
 
 from app.runtime import Runtime
+from app.web.paths import image_path, result_path
 
 HTML = MediaType.HTML  # given, so Litestar does not guess it from the file name per render
 
@@ -53,7 +54,9 @@ def thousands(count: int) -> str:
 
 
 def configure_jinja(engine: JinjaTemplateEngine) -> None:
-    """Our filters; and templates are files of the release, never edited under a running
-    server, so Jinja need not stat each one on every render (its `auto_reload`)."""
+    """Our filters, and the paths templates link to (spelled once, in `paths`); and
+    templates are files of the release, never edited under a running server, so Jinja
+    need not stat each one on every render (its `auto_reload`)."""
     engine.engine.filters |= {"plural": plural, "thousands": thousands}
+    engine.engine.globals |= {"image_path": image_path, "result_path": result_path}
     engine.engine.auto_reload = False

@@ -9,6 +9,7 @@ import msgspec
 
 from app.domain.figalization import Figalization, ImageStatus
 from app.figalizations import Figalizer
+from app.web.paths import image_path
 
 
 class ImageView(msgspec.Struct):
@@ -37,8 +38,9 @@ def iso_utc(moment: datetime) -> str:
     return moment.isoformat(timespec="seconds")[:19] + "Z"
 
 
-def image_path(figalization_id: str) -> str:
-    return f"/api/v2/figalizations/{figalization_id}/image"
+def download_name(figalization_id: str) -> str:
+    """The file name a downloaded picture is saved under."""
+    return f"figachechnaya-{figalization_id}.png"
 
 
 def api_view(figalization: Figalization, base_url: str) -> FigalizationView:
@@ -68,7 +70,7 @@ class ResultView(msgspec.Struct, frozen=True):
 
     @property
     def download_name(self) -> str:
-        return f"figachechnaya-{self.id}.png"
+        return download_name(self.id)
 
 
 def result_view(figalizer: Figalizer, figalization: Figalization, *, stored: bool) -> ResultView:

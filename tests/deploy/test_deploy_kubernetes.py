@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import re
 import tomllib
-from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,7 @@ import pytest
 import yaml
 
 from app.domain.schemes import parse_catalogue
-from app.settings import PREFIX, Settings
+from app.settings import PREFIX, Settings, variable
 
 # The managed cluster's minor version (terraform/variables.tf kubernetes_version).
 KUBERNETES_VERSION = "1.32.0"
@@ -244,7 +243,7 @@ def test_settings_are_real_settings_with_production_defaults(
     rendered: dict[str, Objects], env: str, terraform_variables: dict[str, Any]
 ) -> None:
     settings = settings_of(rendered[env])
-    known = {PREFIX + f.name.upper() for f in fields(Settings)}
+    known = {variable(name) for name in Settings.model_fields}
     for name in settings:
         assert not name.startswith(PREFIX) or name in known, (
             f"{name} is no setting of app/settings.py"

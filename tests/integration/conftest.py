@@ -3,14 +3,17 @@ settings of the distributed mode on this test's own database, topic and bucket."
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
 
 from app.settings import Settings
+from app.store.database import Database
 from app.store.history import SqlHistory
 from app.store.migrate import upgrade_async
+from app.store.outbox import SqlOutbox
+from app.store.writes import Committed, FigalizationWriter
 from tests.distributed import distributed_settings
 from tests.services.kafka import KafkaService
 from tests.services.s3 import S3Service
@@ -24,13 +27,48 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return url
 
 
+WriterFor = Callable[[Callable[[Committed], None]], FigalizationWriter]
+
+
 @pytest.fixture
-async def history(database_url: str) -> AsyncIterator[SqlHistory]:
+async def database(database_url: str) -> AsyncIterator[Database]:
+    """A migrated, empty database on each backend."""
     settings = Settings(database_url=database_url)
     await upgrade_async(settings)
-    store = SqlHistory.from_settings(settings)
-    yield store
-    await store.close()
+    database = Database.from_settings(settings)
+    yield database
+    await database.close()
+
+
+@pytest.fixture
+def history(database: Database) -> SqlHistory:
+    return SqlHistory(database)
+
+
+@pytest.fixture
+def outbox(database: Database) -> SqlOutbox:
+    return SqlOutbox(database)
+
+
+@pytest.fixture
+async def writer_for(database: Database) -> AsyncIterator[WriterFor]:
+    """Make writers on the test's database that tell `committed` each batch; all are
+    closed after the test."""
+    writers: list[FigalizationWriter] = []
+
+    def make(committed: Callable[[Committed], None]) -> FigalizationWriter:
+        writers.append(FigalizationWriter.for_database(database, committed=committed))
+        return writers[-1]
+
+    yield make
+    for writer in writers:
+        await writer.close()
+
+
+@pytest.fixture
+def writer(writer_for: WriterFor) -> FigalizationWriter:
+    """A writer whose committed batches go nowhere (no relay)."""
+    return writer_for(lambda _: None)
 
 
 @pytest.fixture

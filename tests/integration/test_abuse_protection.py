@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -22,7 +21,9 @@ HOSTILE = [
 async def test_figalizing_is_rate_limited_per_client_with_retry_after(
     app_client: AppClient, local_settings: Settings
 ) -> None:
-    client = await app_client(replace(local_settings, rate_limit_per_minute=3))
+    client = await app_client(
+        Settings(**(local_settings.model_dump() | {"rate_limit_per_minute": 3}))
+    )
     for _ in range(3):
         await figalize(client, "кот")
     limited = await client.post("/api/v2/figalizations", json={"phrase": "кот"})
@@ -38,7 +39,9 @@ async def test_figalizing_is_rate_limited_per_client_with_retry_after(
 async def test_the_page_form_counts_against_the_same_limit(
     app_client: AppClient, local_settings: Settings
 ) -> None:
-    client = await app_client(replace(local_settings, rate_limit_per_minute=1))
+    client = await app_client(
+        Settings(**(local_settings.model_dump() | {"rate_limit_per_minute": 1}))
+    )
     assert (await post_form(client, {"phrase": "кот"})).status_code == 200
     assert (await post_form(client, {"phrase": "кот"})).status_code == 429
 

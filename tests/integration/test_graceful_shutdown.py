@@ -2,9 +2,9 @@
 
 Real signals to real processes: `figachechnaya serve` on PostgreSQL, Kafka
 and S3 while twenty clients figalize, and `figachechnaya worker` in the middle
-of a queue of jobs. What the database says afterwards is the judge: every
-answered figalization is stored with its job, every job reaches a worker, and
-every picture is drawn.
+of a queue of jobs, or waiting for a database (and a broker) that is gone.
+What the database says afterwards is the judge: every answered figalization
+is stored with its job, every job reaches a worker, and every picture is drawn.
 """
 
 from __future__ import annotations
@@ -17,8 +17,9 @@ import sys
 import time
 from collections import Counter
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -30,8 +31,11 @@ from app.settings import Settings
 from app.store.tables import counter_table, figalization_table, outbox_table
 from tests.conftest import AppClient, figalize, wait_until
 from tests.distributed import process_env
+from tests.services.kafka import KafkaService
 from tests.services.ports import LOCALHOST, free_port
+from tests.services.postgres import PostgresService
 from tests.services.s3 import S3Service
+from workers.shutdown import GRACE_SECONDS as WORKER_GRACE_SECONDS
 
 FIGACHECHNAYA = str(Path(sys.executable).with_name("figachechnaya"))
 CLIENTS = 20
@@ -87,7 +91,8 @@ class Stack:
 async def stack(
     stack_settings: Settings, s3_service: S3Service, s3_bucket: str, tmp_path: Path
 ) -> AsyncIterator[Stack]:
-    settings = replace(stack_settings, log_format="json")
+    # The reconciler waits out every test: a picture drawn here was delivered by Kafka.
+    settings = stack_settings.model_copy(update={"log_format": "json", "image_retry_seconds": 3600})
     running = Stack(settings, s3_service, s3_bucket, tmp_path)
     yield running
     await asyncio.to_thread(running.stop_all)
@@ -244,4 +249,94 @@ async def test_a_busy_worker_stopped_by_sigterm_exits_0_and_its_jobs_are_drawn_e
     await wait_until(every_picture_ready, within=30, every=0.25)
     drawn = drawn_by_first + ready_lines(stack.log("worker-1"))
     assert drawn == Counter(dict.fromkeys(ids, 1)), "every picture drawn exactly once"
+    assert stack.objects() == sorted(f"{i}.png" for i in ids)
+
+
+# --- a worker whose database is gone ---------------------------------------------------------
+
+WAITING_LINE = "waits for the database"
+LEFT_LINE = "the batch is left unfinished and uncommitted"
+
+
+async def jobs_handed_to_kafka(client: Any, database: Database, count: int) -> list[str]:
+    """`count` figalizations whose jobs the relay has published (the outbox is empty)."""
+    ids = [(await figalize(client, f"Самовар номер {n}"))["id"] for n in range(count)]
+
+    async def outbox_is_empty() -> bool:
+        return (await database.read())[2] == 0
+
+    await wait_until(outbox_is_empty, within=10, every=0.1)
+    return ids
+
+
+async def worker_waiting_for_the_database(stack: Stack, name: str) -> subprocess.Popen[bytes]:
+    """A worker that took jobs and now retries recording their pictures."""
+    worker = stack.start(name, "worker")
+
+    async def waits_for_the_database() -> bool:
+        assert worker.poll() is None, stack.log(name)
+        return WAITING_LINE in stack.log(name)
+
+    await wait_until(waits_for_the_database, within=30, every=0.1)
+    return worker
+
+
+async def seconds_to_exit_0_after_sigterm(
+    stack: Stack, worker: subprocess.Popen[bytes], name: str
+) -> float:
+    worker.send_signal(signal.SIGTERM)
+    signalled_at = time.monotonic()
+    status = await exit_status(worker, within=WORKER_GRACE_SECONDS + 5)
+    took = time.monotonic() - signalled_at
+    assert status == 0, stack.log(name)
+    return took
+
+
+async def test_a_worker_whose_database_and_broker_are_gone_exits_within_its_grace_on_sigterm(
+    stack: Stack,
+    app_client: AppClient,
+    postgres_url: str,
+    postgres_service: PostgresService,
+    kafka_service: KafkaService,
+) -> None:
+    if not (postgres_service.controllable and kafka_service.controllable):
+        pytest.skip("external servers cannot be stopped by the test")
+    client = await app_client(stack.settings)
+    await jobs_handed_to_kafka(client, Database(postgres_url), 5)
+    postgres_service.stop()
+    worker = await worker_waiting_for_the_database(stack, "worker")
+    kafka_service.stop()
+
+    took = await seconds_to_exit_0_after_sigterm(stack, worker, "worker")
+    assert took < WORKER_GRACE_SECONDS, f"exit took {took:.1f}s"
+    log = stack.log("worker")
+    assert LEFT_LINE in log
+    assert "worker stopped" in log
+    assert not READY_LINE.search(log), "no picture is recorded without a database"
+
+
+async def test_a_worker_stopped_while_the_database_is_away_leaves_its_jobs_to_the_next_one(
+    stack: Stack, app_client: AppClient, postgres_url: str, postgres_service: PostgresService
+) -> None:
+    if not postgres_service.controllable:
+        pytest.skip("an external database cannot be stopped by the test")
+    client = await app_client(stack.settings)
+    database = Database(postgres_url)
+    ids = await jobs_handed_to_kafka(client, database, 5)
+    postgres_service.stop()
+    first = await worker_waiting_for_the_database(stack, "worker-0")
+    took = await seconds_to_exit_0_after_sigterm(stack, first, "worker-0")
+    assert took < WORKER_GRACE_SECONDS, f"exit took {took:.1f}s"
+    assert LEFT_LINE in stack.log("worker-0")
+    assert not READY_LINE.search(stack.log("worker-0"))
+
+    postgres_service.start()
+    stack.start("worker-1", "worker")
+
+    async def every_picture_ready() -> bool:
+        return set((await database.read())[0].values()) == {"ready"}
+
+    await wait_until(every_picture_ready, within=30, every=0.25)
+    drawn = ready_lines(stack.log("worker-1"))
+    assert drawn == Counter(dict.fromkeys(ids, 1)), "the uncommitted batch came to the next worker"
     assert stack.objects() == sorted(f"{i}.png" for i in ids)

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import asyncpg  # type: ignore[import-untyped]
 import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
@@ -13,55 +16,66 @@ from alembic.migration import MigrationContext
 from sqlmodel import SQLModel
 
 from app.domain.figalization import ImageStatus
-from app.domain.image_job import ImageJob
-from app.jobs.queue import Message
+from app.domain.image_job import ImageJob, JobMessage
 from app.settings import Settings
+from app.store.database import Database
 from app.store.history import SqlHistory
 from app.store.migrate import upgrade_async
-from app.store.outbox import SqlOutbox
+from app.store.outbox import SqlOutbox, SweepScope
+from app.store.pictures import SqlPictureRecords
 from app.store.tables import counter_table
+from app.store.writes import Committed, FigalizationWriter
 from tests.conftest import AppClient
+from tests.integration.conftest import WriterFor
 from tests.integration.history_samples import make
 
 
-async def test_migrations_create_exactly_the_declared_schema(history: SqlHistory) -> None:
-    async with history.connect() as connection:
+async def test_migrations_create_exactly_the_declared_schema(database: Database) -> None:
+    async with database.connect() as connection:
         differences = await connection.run_sync(
             lambda sync: compare_metadata(MigrationContext.configure(sync), SQLModel.metadata)
         )
     assert differences == []
 
 
-async def test_a_stored_figalization_reads_back_equal(history: SqlHistory) -> None:
+async def test_a_stored_figalization_reads_back_equal(
+    writer: FigalizationWriter, history: SqlHistory
+) -> None:
     figalization, job = make(1)
-    await history.add(figalization, job)
+    await writer.add(figalization, job)
     assert await history.get(figalization.id) == figalization
     assert await history.get("unknown") is None
 
 
-async def test_latest_and_total_follow_what_was_stored(history: SqlHistory) -> None:
+async def test_latest_and_total_follow_what_was_stored(
+    writer: FigalizationWriter, history: SqlHistory
+) -> None:
     assert await history.latest() is None
     assert await history.total() == 0
     for n in range(3):
-        await history.add(*make(n))
+        await writer.add(*make(n))
     latest = await history.latest()
     assert latest is not None
     assert latest.id == make(2)[0].id
     assert await history.total() == 3
 
 
-async def test_the_total_is_read_from_a_fixed_number_of_counter_rows(history: SqlHistory) -> None:
+async def test_the_total_is_read_from_a_fixed_number_of_counter_rows(
+    database: Database, writer: FigalizationWriter, history: SqlHistory
+) -> None:
     for n in range(40):
-        await history.add(*make(n))
-    async with history.connect() as connection:
+        await writer.add(*make(n))
+    async with database.connect() as connection:
         rows = await connection.scalar(sa.select(sa.func.count()).select_from(counter_table))
     assert rows == 16  # O(1): the count never scans the figalization table
     assert await history.total() == 40
 
 
-async def test_pages_go_newest_first_before_a_cursor(history: SqlHistory) -> None:
+async def test_pages_go_newest_first_before_a_cursor(
+    writer: FigalizationWriter, history: SqlHistory
+) -> None:
     for n in range(5):
-        await history.add(*make(n))
+        await writer.add(*make(n))
     first = await history.page(limit=2, before=None)
     assert [f.id for f in first] == [make(4)[0].id, make(3)[0].id]
     rest = await history.page(limit=10, before=first[-1].id)
@@ -69,71 +83,136 @@ async def test_pages_go_newest_first_before_a_cursor(history: SqlHistory) -> Non
 
 
 async def test_200_parallel_figalizations_make_200_rows_and_a_total_of_200(
-    history: SqlHistory,
+    writer: FigalizationWriter, history: SqlHistory
 ) -> None:
-    await asyncio.gather(*(history.add(*make(n)) for n in range(200)))
+    await asyncio.gather(*(writer.add(*make(n)) for n in range(200)))
     assert await history.total() == 200
     assert len(await history.page(limit=500, before=None)) == 200
 
 
-async def test_the_picture_status_is_recorded(history: SqlHistory) -> None:
+async def test_each_batch_tells_what_it_committed_in_outbox_order(
+    writer_for: WriterFor, outbox: SqlOutbox
+) -> None:
+    committed: list[Committed] = []
+    writer = writer_for(committed.append)
+    await asyncio.gather(*(writer.add(*make(n)) for n in range(50)))  # one or more batches
+    seqs = [seq for batch in committed for seq in batch.seqs]
+    jobs = [job for batch in committed for job in batch.jobs]
+    assert sorted(job.key for job in jobs) == [make(n)[0].id for n in range(50)]
+    assert all(len(batch.seqs) == len(batch.jobs) for batch in committed)
+    assert seqs == sorted(seqs)  # batches commit one after another, rows in their order
+    swept: list[JobMessage] = []
+
+    async def publish(messages: Sequence[JobMessage]) -> None:
+        swept.extend(messages)
+
+    await outbox.sweep(publish, limit=100)
+    assert swept == jobs  # what each batch reported is exactly what its rows hold
+    messages = {figalization.id: job.message() for figalization, job in map(make, range(50))}
+    assert jobs == [messages[job.key] for job in jobs]
+
+
+async def test_the_picture_status_is_recorded(
+    database: Database, writer: FigalizationWriter, history: SqlHistory
+) -> None:
     figalization, job = make(1)
-    await history.add(figalization, job)
-    await history.record_image(figalization.id, ImageStatus.READY, "x.png")
+    await writer.add(figalization, job)
+    await SqlPictureRecords(database).record(figalization.id, ImageStatus.READY, "x.png")
     stored = await history.get(figalization.id)
     assert stored is not None
     assert (stored.image_status, stored.image_key) == (ImageStatus.READY, "x.png")
 
 
-async def test_newest_with_result_finds_the_newest_of_equal_results(history: SqlHistory) -> None:
-    await history.add(*make(1))
-    await history.add(*make(2))
-    await history.add(*make(3, result="Фигот"))
+async def test_newest_with_result_finds_the_newest_of_equal_results(
+    writer: FigalizationWriter, history: SqlHistory
+) -> None:
+    await writer.add(*make(1))
+    await writer.add(*make(2))
+    await writer.add(*make(3, result="Фигот"))
     newest = await history.newest_with_result("Фигосипед")
     assert newest is not None
     assert newest.id == make(2)[0].id
 
 
-async def test_every_stored_figalization_has_its_job_in_the_outbox_in_order(
-    history: SqlHistory,
+async def test_postgresql_refuses_a_value_too_long_for_its_column_instead_of_cutting_it(
+    postgres_url: str,
 ) -> None:
-    outbox = SqlOutbox(history)
-    for n in range(3):
-        await history.add(*make(n))
-    assert await outbox.backlog() == 3
-    published: list[Message] = []
+    settings = Settings(database_url=postgres_url)
+    await upgrade_async(settings)
+    database = Database.from_settings(settings)
+    writer = FigalizationWriter.for_database(database, committed=lambda _: None)
+    figalization, job = make(1)
+    try:
+        with pytest.raises(asyncpg.exceptions.StringDataRightTruncationError):
+            await writer.add(dataclasses.replace(figalization, scheme="s" * 33), job)
+        assert await SqlHistory(database).total() == 0
+    finally:
+        await writer.close()
+        await database.close()
 
-    async def publish(messages: list[Message]) -> None:
+
+async def test_every_stored_figalization_has_its_job_in_the_outbox_in_order(
+    writer: FigalizationWriter, outbox: SqlOutbox
+) -> None:
+    for n in range(3):
+        await writer.add(*make(n))
+    assert await outbox.backlog() == 3
+    published: list[JobMessage] = []
+
+    async def publish(messages: Sequence[JobMessage]) -> None:
         published.extend(messages)
 
-    assert await outbox.relay(publish) == 3
+    assert await outbox.sweep(publish) == 3
     assert [message.key for message in published] == [make(n)[0].id for n in range(3)]
     assert [message.request_id for message in published] == [f"request-{n}" for n in range(3)]
     assert ImageJob.decode(published[0].payload) == make(0)[1]
     assert await outbox.backlog() == 0
 
 
-async def test_a_failed_publish_keeps_the_jobs_in_the_outbox(history: SqlHistory) -> None:
-    outbox = SqlOutbox(history)
-    await history.add(*make(1))
+async def test_a_sweep_takes_only_the_rows_in_its_scope(
+    writer_for: WriterFor, outbox: SqlOutbox
+) -> None:
+    committed: list[Committed] = []
+    writer = writer_for(committed.append)
+    for n in range(4):
+        await writer.add(*make(n))
+    seqs = [seq for batch in committed for seq in batch.seqs]
+    published: list[JobMessage] = []
 
-    async def broken(messages: list[Message]) -> None:
+    async def publish(messages: Sequence[JobMessage]) -> None:
+        published.extend(messages)
+
+    long_ago = datetime.now(UTC) - timedelta(hours=1)
+    assert await outbox.sweep(publish, SweepScope(long_ago, let_go_up_to=seqs[1])) == 2
+    assert [message.key for message in published] == [make(0)[0].id, make(1)[0].id]
+    in_a_minute = datetime.now(UTC) + timedelta(minutes=1)
+    assert await outbox.sweep(publish, SweepScope(in_a_minute)) == 2  # older than the cutoff
+    assert await outbox.backlog() == 0
+
+
+async def test_a_failed_publish_keeps_the_jobs_in_the_outbox(
+    writer: FigalizationWriter, outbox: SqlOutbox
+) -> None:
+    await writer.add(*make(1))
+
+    async def broken(messages: Sequence[JobMessage]) -> None:
         raise ConnectionError("broker down")
 
     with pytest.raises(ConnectionError):
-        await outbox.relay(broken)
+        await outbox.sweep(broken)
     assert await outbox.backlog() == 1
 
 
-async def test_pictures_pending_too_long_are_found_and_requeued_once(history: SqlHistory) -> None:
-    outbox = SqlOutbox(history)
+async def test_pictures_pending_too_long_are_found_and_requeued_once(
+    writer: FigalizationWriter, outbox: SqlOutbox
+) -> None:
     figalization, job = make(1)
-    await history.add(figalization, job)
+    await writer.add(figalization, job)
 
-    async def drop(messages: list[Message]) -> None:
+    async def drop(messages: Sequence[JobMessage]) -> None:
         return None  # the broker "lost" them
 
-    await outbox.relay(drop)
+    await outbox.sweep(drop)
     later = datetime.now(UTC) + timedelta(minutes=5)
     stale = await outbox.stale_pending(queued_before=later, limit=10)
     assert [f.id for f in stale] == [figalization.id]

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 from litestar.testing import AsyncTestClient
 
-from tests.conftest import figalize, post_form, wait_until
+from app.settings import Settings
+from tests.conftest import AppClient, figalize, post_form, wait_until
 
 Client = AsyncTestClient[Any]
 
@@ -174,3 +176,26 @@ async def test_pages_carry_a_strict_content_security_policy_and_security_headers
     assert headers["x-content-type-options"] == "nosniff"
     assert headers["referrer-policy"] == "strict-origin-when-cross-origin"
     assert "strict-transport-security" not in headers  # plain HTTP: HSTS would mean nothing
+
+
+async def test_each_app_renders_its_own_live_fragments(
+    app_client: AppClient, local_settings: Settings, tmp_path: Path
+) -> None:
+    """The render-once copy belongs to one app's live feed: another app in the same
+    process, at the same version, shows its own settings, not the first app's copy."""
+    apps = {}
+    for seconds in (7.0, 3.0):
+        folder = tmp_path / str(seconds)
+        apps[seconds] = await app_client(
+            Settings(
+                **local_settings.model_dump()
+                | {
+                    "database_url": f"sqlite+aiosqlite:///{folder / 'db.sqlite3'}",
+                    "image_store_url": str(folder / "images"),
+                    "poll_seconds": seconds,
+                }
+            )
+        )
+    for seconds, app in apps.items():
+        hint = (await app.get("/fragments/hint")).text
+        assert attribute(hint, "hint", "hx-trigger") == f"every {seconds}s"

@@ -35,7 +35,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from app.settings import Settings
 from app.store.migrate import upgrade_async
 from tests.conftest import AppClient, figalize, wait_until
-from tests.distributed import process_env
+from tests.distributed import process_env, settings_env
 from tests.services.ports import LOCALHOST, free_port
 from tests.services.s3 import S3Service
 
@@ -388,6 +388,7 @@ class ServedLog:
     entries: list[dict[str, Any]]
     request_ids: list[str]
     phrases: list[str]
+    drawn: str  # the figalization whose picture the in-process worker drew
 
 
 def serve_once(tmp_path: Path) -> ServedLog:
@@ -402,7 +403,7 @@ def serve_once(tmp_path: Path) -> ServedLog:
     log_path = tmp_path / "serve.log"
     process = subprocess.Popen(
         [FIGACHECHNAYA, "serve", "--port", str(port)],
-        env={**os.environ, **settings.to_env()},
+        env={**os.environ, **settings_env(settings)},
         stdout=log_path.open("wb"),
         stderr=subprocess.STDOUT,
     )
@@ -432,7 +433,8 @@ def serve_once(tmp_path: Path) -> ServedLog:
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=30)
-    return ServedLog(json_lines(log_path.read_text(encoding="utf-8")), request_ids, phrases)
+    entries = json_lines(log_path.read_text(encoding="utf-8"))
+    return ServedLog(entries, request_ids, phrases, figalization_id)
 
 
 def wait_for_health(http: httpx.Client, process: subprocess.Popen[bytes]) -> None:
@@ -463,3 +465,10 @@ def test_the_served_app_logs_json_lines_and_no_phrase_above_debug(served_log: Se
 def test_the_served_app_logs_each_figalization_with_its_request_id(served_log: ServedLog) -> None:
     stored_request_id = served_log.request_ids[0]
     assert stored_request_id in {e["request_id"] for e in served_log.entries}
+
+
+def test_the_in_process_worker_logs_the_picture_with_its_request_id(served_log: ServedLog) -> None:
+    (picture,) = [
+        e for e in served_log.entries if e["message"] == f"picture {served_log.drawn} ready"
+    ]
+    assert picture["request_id"] == served_log.request_ids[0]

@@ -8,12 +8,13 @@ from typing import Any
 
 import pytest
 
-from app.domain.image_job import ImageJob
-from app.jobs.queue import Message, QueueUnavailable
+from app.domain.image_job import ImageJob, JobMessage
 from app.jobs.relay import OutboxRelay
-from app.store.history import SqlHistory
+from app.outages import QueueUnavailable
 from app.store.outbox import SqlOutbox
+from app.store.writes import FigalizationWriter
 from tests.conftest import wait_until
+from tests.integration.conftest import WriterFor
 from tests.integration.history_samples import make
 
 
@@ -21,13 +22,13 @@ class RecordingQueue:
     """A queue that keeps what it accepted, and refuses while `down`."""
 
     def __init__(self) -> None:
-        self.published: list[Message] = []
+        self.published: list[JobMessage] = []
         self.down = False
 
     async def start(self) -> None:
         return None
 
-    async def publish(self, messages: Sequence[Message]) -> None:
+    async def publish(self, messages: Sequence[JobMessage]) -> None:
         if self.down:
             raise QueueUnavailable("broker down")
         self.published.extend(messages)
@@ -43,81 +44,88 @@ class RecordingQueue:
         return [message.key for message in self.published]
 
 
-def relay_for(history: SqlHistory, queue: RecordingQueue, **options: Any) -> OutboxRelay:
-    relay = OutboxRelay(SqlOutbox(history), queue, **options)
-    history.hand_committed_jobs_to(relay.handoff)
-    return relay
+def relay_for(
+    outbox: SqlOutbox, queue: RecordingQueue, writer_for: WriterFor, **options: Any
+) -> tuple[OutboxRelay, FigalizationWriter]:
+    """A relay, and a writer that hands it each committed batch."""
+    relay = OutboxRelay(outbox, queue, **options)
+    return relay, writer_for(relay.handoff)
 
 
 async def test_committed_jobs_are_published_from_memory_and_their_rows_deleted(
-    history: SqlHistory,
+    outbox: SqlOutbox, writer_for: WriterFor
 ) -> None:
     queue = RecordingQueue()
-    relay = relay_for(history, queue)
-    await asyncio.gather(*(history.add(*make(n)) for n in range(5)))  # one or more batches
-    assert await SqlOutbox(history).backlog() == 5
+    relay, writer = relay_for(outbox, queue, writer_for)
+    await asyncio.gather(*(writer.add(*make(n)) for n in range(5)))  # one or more batches
+    assert await outbox.backlog() == 5
     assert await relay.drain() == 5
     assert sorted(queue.keys) == [make(n)[0].id for n in range(5)]
     first = next(m for m in queue.published if m.key == make(0)[0].id)
     assert (first.request_id, ImageJob.decode(first.payload)) == ("request-0", make(0)[1])
-    assert await SqlOutbox(history).backlog() == 0
+    assert await outbox.backlog() == 0
 
 
-async def test_the_sweep_leaves_young_rows_to_whoever_holds_them(history: SqlHistory) -> None:
+async def test_the_sweep_leaves_young_rows_to_whoever_holds_them(
+    outbox: SqlOutbox, writer_for: WriterFor
+) -> None:
     queue = RecordingQueue()
-    relay = OutboxRelay(SqlOutbox(history), queue, handoff_grace_seconds=0.5)
+    relay = OutboxRelay(outbox, queue, handoff_grace_seconds=0.5)
+    writer = writer_for(lambda _: None)  # another replica's writer
     assert await relay.drain() == 0  # the start-up sweep (everything) finds nothing
     for n in range(2):  # committed, but handed to nobody here: another replica's, in flight
-        await history.add(*make(n))
+        await writer.add(*make(n))
     assert await relay.drain() == 0
     await asyncio.sleep(0.6)  # older than the grace: that replica must have died
     assert await relay.drain() == 2
     assert queue.keys == [make(0)[0].id, make(1)[0].id]  # in outbox order
-    assert await SqlOutbox(history).backlog() == 0
+    assert await outbox.backlog() == 0
 
 
 async def test_a_failed_hand_off_is_swept_at_once_when_the_queue_is_back(
-    history: SqlHistory,
+    outbox: SqlOutbox, writer_for: WriterFor
 ) -> None:
     queue = RecordingQueue()
-    relay = relay_for(history, queue, handoff_grace_seconds=3600)
+    relay, writer = relay_for(outbox, queue, writer_for, handoff_grace_seconds=3600)
     await relay.drain()
     queue.down = True
     for n in range(3):
-        await history.add(*make(n))
+        await writer.add(*make(n))
     with pytest.raises(QueueUnavailable):
         await relay.drain()
-    assert await SqlOutbox(history).backlog() == 3  # nothing lost: the rows stay
+    assert await outbox.backlog() == 3  # nothing lost: the rows stay
     queue.down = False
     assert await relay.drain() == 3  # young, but this relay knows it dropped them
     assert queue.keys == [make(n)[0].id for n in range(3)]
-    assert await SqlOutbox(history).backlog() == 0
+    assert await outbox.backlog() == 0
 
 
 async def test_a_hand_off_beyond_the_memory_bound_is_left_to_the_sweep(
-    history: SqlHistory,
+    outbox: SqlOutbox, writer_for: WriterFor
 ) -> None:
     queue = RecordingQueue()
-    relay = relay_for(history, queue, handoff_grace_seconds=3600, max_handed_over=2)
+    relay, writer = relay_for(
+        outbox, queue, writer_for, handoff_grace_seconds=3600, max_handed_over=2
+    )
     await relay.drain()
     for n in range(4):
-        await history.add(*make(n))  # one at a time: the third and fourth overflow
+        await writer.add(*make(n))  # one at a time: the third and fourth overflow
     assert await relay.drain() == 4
     assert sorted(queue.keys) == [make(n)[0].id for n in range(4)]
-    assert await SqlOutbox(history).backlog() == 0
+    assert await outbox.backlog() == 0
 
 
 async def test_the_running_relay_publishes_and_empties_the_outbox_by_itself(
-    history: SqlHistory,
+    outbox: SqlOutbox, writer_for: WriterFor
 ) -> None:
     queue = RecordingQueue()
-    relay = relay_for(history, queue)
+    relay, writer = relay_for(outbox, queue, writer_for)
     task = asyncio.create_task(relay.run())
     try:
-        await asyncio.gather(*(history.add(*make(n)) for n in range(20)))
+        await asyncio.gather(*(writer.add(*make(n)) for n in range(20)))
 
         async def all_published_and_deleted() -> bool:
-            return len(queue.published) == 20 and await SqlOutbox(history).backlog() == 0
+            return len(queue.published) == 20 and await outbox.backlog() == 0
 
         await wait_until(all_published_and_deleted, within=5)
         assert len(set(queue.keys)) == 20  # each once
@@ -126,29 +134,34 @@ async def test_the_running_relay_publishes_and_empties_the_outbox_by_itself(
         await asyncio.gather(task, return_exceptions=True)
 
 
-async def test_rows_left_by_an_earlier_run_are_swept_at_start(history: SqlHistory) -> None:
+async def test_rows_left_by_an_earlier_run_are_swept_at_start(
+    outbox: SqlOutbox, writer_for: WriterFor
+) -> None:
+    last_run = writer_for(lambda _: None)
     for n in range(3):
-        await history.add(*make(n))  # committed by "the last run", which never published them
+        await last_run.add(*make(n))  # committed by "the last run", which never published them
     queue = RecordingQueue()
-    relay = relay_for(history, queue, handoff_grace_seconds=3600)
+    relay = OutboxRelay(outbox, queue, handoff_grace_seconds=3600)
     assert await relay.drain() == 3
     assert queue.keys == [make(n)[0].id for n in range(3)]
 
 
-async def test_through_a_failure_and_recovery_no_job_goes_out_twice(history: SqlHistory) -> None:
+async def test_through_a_failure_and_recovery_no_job_goes_out_twice(
+    outbox: SqlOutbox, writer_for: WriterFor
+) -> None:
     queue = RecordingQueue()
-    relay = relay_for(history, queue, handoff_grace_seconds=3600)
+    relay, writer = relay_for(outbox, queue, writer_for, handoff_grace_seconds=3600)
     queue.down = True
     for n in range(3):
-        await history.add(*make(n))
+        await writer.add(*make(n))
     with pytest.raises(QueueUnavailable):
         await relay.drain()
     for n in range(3, 5):
-        await history.add(*make(n))  # while the relay is not holding: the sweep's
+        await writer.add(*make(n))  # while the relay is not holding: the sweep's
     queue.down = False
     assert await relay.drain() == 5
     for n in range(5, 7):
-        await history.add(*make(n))  # holding again: published from memory
+        await writer.add(*make(n))  # holding again: published from memory
     assert await relay.drain() == 2
     assert sorted(queue.keys) == [make(n)[0].id for n in range(7)]  # each exactly once
-    assert await SqlOutbox(history).backlog() == 0
+    assert await outbox.backlog() == 0

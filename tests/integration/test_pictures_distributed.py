@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import io
+import os
 import signal
 import subprocess
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ from PIL import Image
 
 from app.settings import Settings
 from tests.conftest import AppClient, figalize, wait_until
-from tests.distributed import process_env
+from tests.distributed import process_env, settings_env
 from tests.services.kafka import KafkaService
 from tests.services.s3 import S3Service
 
@@ -112,6 +113,26 @@ async def wait_for_pictures(client: Any, ids: list[str], *, within: float = 60) 
     await wait_until(all_done, within=within, every=0.25)
 
 
+def test_the_web_app_of_the_distributed_mode_does_not_load_pillow() -> None:
+    """Only a process that draws pictures pays for Pillow; built with Kafka, the app never
+    imports it (nothing is contacted: the addresses below are never dialled)."""
+    nowhere = Settings(
+        database_url="postgresql+asyncpg://figa@127.0.0.1:9/figa",
+        kafka_bootstrap_servers="127.0.0.1:9",
+        image_store_url="s3://pictures/figa",
+    )
+    program = "import sys; import app.main; print(sorted(m for m in sys.modules if 'PIL' in m))"
+    loaded = subprocess.run(
+        [sys.executable, "-c", program],
+        env={**os.environ, **settings_env(nowhere)},
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    assert loaded.stdout.strip() == "[]", loaded.stderr
+
+
 async def test_50_figalizations_become_50_png_objects_of_1200_by_630(
     stack: Stack, workers: Workers, app_client: AppClient
 ) -> None:
@@ -188,7 +209,7 @@ async def test_storage_failing_marks_the_picture_failed_and_does_not_block_the_p
         pytest.skip("an external object store cannot be stopped by the test")
     topic = f"{stack.settings.kafka_topic}-single"
     await stack.kafka.create_topic(topic, partitions=1)
-    stack.settings = replace(stack.settings, kafka_topic=topic)
+    stack.settings = stack.settings.model_copy(update={"kafka_topic": topic})
     client = await app_client(stack.settings)
     stack.s3.stop()
     ready = await client.get("/readyz")

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import fields
 from pathlib import Path
 
 import pytest
 
-from app.settings import Settings, SettingsError
+from app.cli import main
+from app.settings import Command, Settings, SettingsError, variable
+from tests.distributed import settings_env
 
 # One raw value per variable, and what it must become.
 SAMPLES: dict[str, tuple[str, object]] = {
@@ -44,10 +45,6 @@ SAMPLES: dict[str, tuple[str, object]] = {
 }
 
 
-def variable(field_name: str) -> str:
-    return "FIGA_" + field_name.upper()
-
-
 # Defaults
 
 
@@ -81,11 +78,11 @@ def test_production_defaults_keep_the_idempotent_producer_on() -> None:
 
 def test_settings_round_trip_through_the_environment() -> None:
     settings = Settings.from_env({variable(name): raw for name, (raw, _) in SAMPLES.items()})
-    assert Settings.from_env(settings.to_env()) == settings
+    assert Settings.from_env(settings_env(settings)) == settings
 
 
 def test_every_setting_has_a_sample_here() -> None:
-    assert {spec.name for spec in fields(Settings)} == set(SAMPLES)
+    assert set(Settings.model_fields) == set(SAMPLES)
 
 
 @pytest.mark.parametrize(
@@ -127,8 +124,8 @@ def test_a_boolean_set_but_empty_is_refused_rather_than_read_as_off() -> None:
         Settings.from_env({"FIGA_KAFKA_IDEMPOTENCE": ""})
 
 
-@pytest.mark.parametrize("raw", ["0", "-1", "nan"])
-def test_intervals_must_be_positive(raw: str) -> None:
+@pytest.mark.parametrize("raw", ["0", "-1", "nan", "inf"])
+def test_intervals_must_be_positive_and_finite(raw: str) -> None:
     with pytest.raises(SettingsError, match="FIGA_POLL_SECONDS"):
         Settings.from_env({"FIGA_POLL_SECONDS": raw})
 
@@ -145,6 +142,30 @@ def test_numbers_are_read_without_surrounding_spaces_and_text_exactly() -> None:
     assert settings.kafka_sasl_password == " secret with spaces "
 
 
+def test_the_log_level_is_read_in_any_case() -> None:
+    assert Settings.from_env({"FIGA_LOG_LEVEL": "warning"}).log_level == "WARNING"
+
+
+def test_settings_given_in_code_ignore_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FIGA_KAFKA_TOPIC", "from-the-environment")
+    assert Settings(database_url="sqlite+aiosqlite:///x.sqlite3").kafka_topic == (
+        "figachechnaya.images"
+    )
+
+
+def test_settings_cannot_change_once_made() -> None:
+    settings = Settings()
+    with pytest.raises(ValueError, match="frozen"):
+        settings.kafka_topic = "elsewhere"  # type: ignore[misc]
+    assert settings.model_copy(update={"kafka_topic": "elsewhere"}).kafka_topic == "elsewhere"
+
+
+def test_secrets_are_not_shown_when_settings_are_printed() -> None:
+    settings = Settings(secret_key="s3cr3t", kafka_sasl_password="hunter2")
+    assert "s3cr3t" not in repr(settings)
+    assert "hunter2" not in repr(settings)
+
+
 # Bad values name the variable
 
 
@@ -159,6 +180,12 @@ def test_numbers_are_read_without_surrounding_spaces_and_text_exactly() -> None:
         ("FIGA_LOG_FORMAT", "xml"),
         ("FIGA_MAX_PHRASE_LENGTH", "0"),
         ("FIGA_MAX_PHRASE_LENGTH", "-5"),
+        ("FIGA_KAFKA_TOPIC", ""),
+        ("FIGA_KAFKA_SECURITY_PROTOCOL", "TLS"),
+        ("FIGA_KAFKA_SASL_MECHANISM", "GSSAPI"),  # needs more than a user and a password
+        ("FIGA_LOG_LEVEL", "LOUD"),
+        ("FIGA_WORKER_METRICS_PORT", "70000"),
+        ("FIGA_RATE_LIMIT_PER_MINUTE", "-1"),
     ],
     ids=lambda value: value or "empty",
 )
@@ -167,9 +194,114 @@ def test_an_unusable_value_is_refused_naming_its_variable(name: str, raw: str) -
         Settings.from_env({name: raw})
 
 
+def test_every_unusable_value_is_named_in_one_message() -> None:
+    with pytest.raises(SettingsError) as refused:
+        Settings.from_env({"FIGA_POLL_SECONDS": "soon", "FIGA_LOG_FORMAT": "xml"})
+    assert str(refused.value) == (
+        "FIGA_POLL_SECONDS='soon': Input should be a valid number, unable to parse string as a"
+        " number; FIGA_LOG_FORMAT='xml': Input should be 'console' or 'json'"
+    )
+
+
+def test_a_heartbeat_no_shorter_than_the_session_is_refused() -> None:
+    with pytest.raises(SettingsError, match=r"FIGA_KAFKA_HEARTBEAT_INTERVAL_MS .*shorter than"):
+        Settings.from_env(
+            {"FIGA_KAFKA_SESSION_TIMEOUT_MS": "6000", "FIGA_KAFKA_HEARTBEAT_INTERVAL_MS": "6000"}
+        )
+
+
+def test_the_cli_prints_an_unusable_value_and_exits_2(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("FIGA_POLL_SECONDS", "0")
+    assert main(["migrate"]) == 2
+    assert capsys.readouterr().err == (
+        "figachechnaya: FIGA_POLL_SECONDS='0': Input should be greater than 0\n"
+    )
+
+
+# Unsafe combinations are refused at start-up
+
+DISTRIBUTED = Settings(
+    database_url="postgresql+asyncpg://figa@db/figa",
+    kafka_bootstrap_servers="kafka:9092",
+    image_store_url="s3://pictures/figa",
+)
+
+
+@pytest.mark.parametrize("command", ["serve", "worker", "migrate"])
+def test_the_distributed_settings_start_every_command(command: Command) -> None:
+    DISTRIBUTED.refuse_unsafe(command)
+
+
+@pytest.mark.parametrize("command", ["serve", "migrate"])
+def test_the_single_process_defaults_start_the_app_and_the_migration(command: Command) -> None:
+    Settings().refuse_unsafe(command)
+
+
+def test_the_worker_without_kafka_is_refused() -> None:
+    with pytest.raises(SettingsError, match="the worker needs FIGA_KAFKA_BOOTSTRAP_SERVERS"):
+        Settings().refuse_unsafe("worker")
+
+
+def test_more_than_one_server_process_needs_a_shared_secret_key() -> None:
+    with pytest.raises(SettingsError, match="FIGA_SECRET_KEY must be set to run 4 server"):
+        Settings().refuse_unsafe("serve", server_processes=4)
+    Settings(secret_key="shared").refuse_unsafe("serve", server_processes=4)
+    Settings().refuse_unsafe("serve", server_processes=1)
+
+
+@pytest.mark.parametrize("command", ["serve", "worker"])
+def test_kafka_with_a_sqlite_database_is_refused(command: Command) -> None:
+    settings = DISTRIBUTED.model_copy(update={"database_url": Settings().database_url})
+    with pytest.raises(SettingsError, match="FIGA_DATABASE_URL is a SQLite file"):
+        settings.refuse_unsafe(command)
+
+
+@pytest.mark.parametrize("folder", ["var/images", "/srv/pictures", "file:///srv/pictures"])
+@pytest.mark.parametrize("command", ["serve", "worker"])
+def test_kafka_with_a_picture_folder_is_refused(command: Command, folder: str) -> None:
+    settings = DISTRIBUTED.model_copy(update={"image_store_url": folder})
+    with pytest.raises(SettingsError, match=f"FIGA_IMAGE_STORE_URL={folder} is a folder"):
+        settings.refuse_unsafe(command)
+
+
+def test_kafka_with_a_picture_folder_served_elsewhere_starts() -> None:
+    settings = DISTRIBUTED.model_copy(
+        update={"image_store_url": "/srv/pictures", "image_public_base_url": "https://cdn/p"}
+    )
+    settings.refuse_unsafe("worker")
+    settings.refuse_unsafe("serve")
+
+
+@pytest.mark.parametrize(
+    ("argv", "variables", "named"),
+    [
+        (["serve", "--workers", "2"], {}, "FIGA_SECRET_KEY"),
+        (["worker"], {}, "FIGA_KAFKA_BOOTSTRAP_SERVERS"),
+        (["serve"], {"FIGA_KAFKA_BOOTSTRAP_SERVERS": "kafka:9092"}, "FIGA_DATABASE_URL"),
+    ],
+    ids=["serve-workers-2", "worker", "serve-kafka-sqlite"],
+)
+def test_the_cli_refuses_before_starting_anything_and_exits_2(
+    argv: list[str],
+    variables: dict[str, str],
+    named: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+    assert main(argv) == 2
+    refusal = capsys.readouterr().err
+    assert refusal.startswith("figachechnaya: "), refusal
+    assert named in refusal
+    assert refusal.count("\n") == 1  # one line, no traceback
+
+
 def test_every_setting_is_documented_in_the_readme() -> None:
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
     undocumented = [
-        variable(spec.name) for spec in fields(Settings) if variable(spec.name) not in readme
+        variable(name) for name in Settings.model_fields if variable(name) not in readme
     ]
     assert undocumented == []

@@ -1,0 +1,128 @@
+"""The database: its engine, and the one rule that tells an outage from a bug.
+
+Every way to the database goes through `Database.guard()`: the SQLAlchemy
+connections of the reads and of the SQLite writes (`connect`), and the
+PostgreSQL group commit's own asyncpg connection (`connect_directly`). So one
+classification (`is_outage`) decides, for SQLAlchemy's errors and asyncpg's
+alike, whether the database is away — then the caller gets `StoreUnavailable`
+and every call fails at once for `FAIL_FAST_SECONDS`, instead of each request
+waiting for a timeout — or whether our SQL is wrong, which is raised as it is.
+This module holds no table's SQL: the history, the writes, the outbox and the
+picture records do.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from types import TracebackType
+from typing import Any
+
+import asyncpg  # type: ignore[import-untyped]
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from app.outages import StoreUnavailable
+from app.settings import Settings
+from app.store.engine import create_engine, postgres_connect_kwargs
+
+FAIL_FAST_SECONDS = 1.0
+
+# The driver's and the network's ways of saying "the database is away or refusing work".
+_AWAY: tuple[type[BaseException], ...] = (
+    OSError,
+    TimeoutError,
+    sa.exc.TimeoutError,  # no pooled connection came free in time
+    asyncpg.InterfaceError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.OperatorInterventionError,  # shutting down, starting up
+    asyncpg.exceptions.InsufficientResourcesError,  # too many connections, disk full
+)
+
+
+def is_outage(error: BaseException) -> bool:
+    """Connection-level failures and timeouts: the database is away, not wrong."""
+    if isinstance(error, sa.exc.DBAPIError):
+        if error.connection_invalidated or isinstance(
+            error, sa.exc.OperationalError | sa.exc.InterfaceError
+        ):
+            return True
+        # SQLAlchemy wraps asyncpg's error in its own; judge the driver's as on the raw path.
+        driver_error = error.orig.__cause__ if error.orig is not None else None
+        return driver_error is not None and isinstance(driver_error, _AWAY)
+    return isinstance(error, _AWAY)
+
+
+class Database:
+    def __init__(
+        self, engine: AsyncEngine, *, direct_connect_kwargs: dict[str, Any] | None = None
+    ) -> None:
+        self._engine = engine
+        self._direct_connect_kwargs = direct_connect_kwargs
+        self._guard = _OutageGuard()
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Database:
+        engine = create_engine(settings)
+        if settings.uses_sqlite:
+            return cls(engine)
+        return cls(engine, direct_connect_kwargs=postgres_connect_kwargs(engine, settings))
+
+    @property
+    def dialect_name(self) -> str:
+        """`"sqlite"` or `"postgresql"`."""
+        return str(self._engine.dialect.name)
+
+    def guard(self) -> _OutageGuard:
+        """`with database.guard():` fail fast after an outage, and turn one into
+        `StoreUnavailable`; other errors pass unchanged."""
+        return self._guard
+
+    @asynccontextmanager
+    async def connect(self, *, write: bool = False) -> AsyncIterator[AsyncConnection]:
+        """A pooled connection (in a transaction when `write`), guarded."""
+        with self._guard:
+            opener = self._engine.begin() if write else self._engine.connect()
+            async with opener as connection:
+                yield connection
+
+    async def connect_directly(self) -> Any:
+        """A new asyncpg connection like the engine's, outside its pool (PostgreSQL only).
+
+        Call it inside `guard()`: its failures are the raw driver's."""
+        if self._direct_connect_kwargs is None:
+            raise RuntimeError(f"no direct connections to {self.dialect_name}")
+        return await asyncpg.connect(**self._direct_connect_kwargs)
+
+    async def ping(self) -> None:
+        async with self.connect() as connection:
+            await connection.execute(sa.text("SELECT 1"))
+
+    async def close(self) -> None:
+        await self._engine.dispose()
+
+
+class _OutageGuard:
+    """The outage rule as a plain context manager, reused: the write path enters it once a
+    batch, and one `StoreUnavailable` makes the next calls fail at once for a moment."""
+
+    __slots__ = ("_down_until",)
+
+    def __init__(self) -> None:
+        self._down_until = 0.0
+
+    def __enter__(self) -> None:
+        if time.monotonic() < self._down_until:
+            raise StoreUnavailable("database was unreachable a moment ago")
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if isinstance(error, Exception) and is_outage(error):
+            self._down_until = time.monotonic() + FAIL_FAST_SECONDS
+            message = str(error).splitlines()[0] if str(error) else repr(error)
+            raise StoreUnavailable(message) from error
