@@ -1,6 +1,7 @@
 # syntax=docker/dockerfile:1
 # One image for both processes of Фигачечная:
-#   web app: figachechnaya serve --host 0.0.0.0 --port 8000   (the default command)
+#   web app: figachechnaya serve --host 0.0.0.0 --port 8000   (the default command;
+#            its metrics on the operations port FIGA_METRICS_PORT, 9101)
 #   worker:  figachechnaya worker                             (metrics and /healthz on 9100)
 #   once per release: figachechnaya migrate
 #
@@ -61,7 +62,7 @@ ENV PATH=/opt/venv/bin:$PATH \
 WORKDIR /srv/figachechnaya
 USER 10001:10001
 
-EXPOSE 8000 9100
+EXPOSE 8000 9101 9100
 
 # Liveness of the web app; compose and Kubernetes give the worker its own check
 # on port 9100.

@@ -3,7 +3,8 @@
 `create_app(settings)` reads nothing from the environment; `settings.Settings`
 did that. `wire` names every adapter; background loops (outbox relay,
 reconciler, live feed refresh and, in the single-process mode, the image
-worker) live in the app's lifespan. Process-wide tuning (the garbage
+worker) and the operations port (metrics) live in the app's lifespan, which
+also tells readiness when serving starts and when draining begins. Process-wide tuning (the garbage
 collector) is the server command's business, not the app's.
 """
 
@@ -40,6 +41,7 @@ from app.jobs.kafka import KafkaQueue
 from app.jobs.queue import JobQueue
 from app.jobs.relay import OutboxRelay, Reconciler
 from app.live import LiveFeed
+from app.operations_port import OperationsPort
 from app.runtime import Health, Runtime
 from app.settings import Settings
 from app.store.database import Database
@@ -137,25 +139,43 @@ def wire(settings: Settings) -> Process:
     return Process(runtime, database, writer, queue, relay, reconciler)
 
 
+@asynccontextmanager
+async def operations_port(settings: Settings) -> AsyncIterator[None]:
+    """The app's metrics on `FIGA_METRICS_PORT` for as long as the app runs: first up (a
+    port in use stops start-up at once), last down (the final scrape sees the drain)."""
+    if not settings.metrics_port:
+        yield
+        return
+    port = OperationsPort(settings.metrics_host, settings.metrics_port)
+    port.start()
+    try:
+        yield
+    finally:
+        await asyncio.to_thread(port.stop)
+
+
 def create_app(settings: Settings) -> Litestar:
     process = wire(settings)
     runtime = process.runtime
-    probe = ReadinessProbe(runtime)
+    probe = ReadinessProbe(runtime.health)
 
     @asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
-        if settings.uses_sqlite:  # the single-process mode migrates itself
-            await upgrade_async(settings)
-        await process.queue.start()
-        await runtime.live.refresh()
-        tasks = [asyncio.create_task(loop) for loop in process.background_loops()]
-        try:
-            yield
-        finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            await process.close()
+        async with operations_port(settings):
+            if settings.uses_sqlite:  # the single-process mode migrates itself
+                await upgrade_async(settings)
+            await process.queue.start()
+            await runtime.live.refresh()
+            tasks = [asyncio.create_task(loop) for loop in process.background_loops()]
+            probe.start_serving()
+            try:
+                yield
+            finally:
+                probe.stop_serving()
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+                await process.close()
 
     app = Litestar(
         route_handlers=[

@@ -51,6 +51,7 @@ Flag = Annotated[bool, BeforeValidator(_stripped)]  # 1/0, true/false, yes/no, o
 Count = Annotated[int, Field(gt=0)]
 Seconds = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 Text = Annotated[str, Field(min_length=1)]
+Port = Annotated[int, Field(ge=0, le=65535)]  # 0: not listening at all
 LogLevel = Annotated[
     Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], BeforeValidator(_upper)
 ]
@@ -128,10 +129,27 @@ class Settings(BaseSettings):
     log_format: Literal["console", "json"] = "console"
     # FIGA_LOG_LEVEL: DEBUG, INFO, WARNING, ERROR or CRITICAL, in any case.
     log_level: LogLevel = "INFO"
+    # FIGA_METRICS_PORT: the app's operations port, serving GET /metrics (Prometheus
+    # text) apart from the public port, which serves no metrics; 0 disables. One port
+    # per process: with a port, `serve --workers N>1` is refused (scale by replicas).
+    metrics_port: Port = 9101
+    # FIGA_METRICS_HOST: the address the app's operations port listens on (0.0.0.0 in
+    # containers, where Prometheus scrapes it through the Service's `metrics` port).
+    metrics_host: Text = "127.0.0.1"
     # FIGA_WORKER_METRICS_PORT: the worker's /metrics and /healthz port; 0 disables.
-    worker_metrics_port: Annotated[int, Field(ge=0, le=65535)] = 9100
+    worker_metrics_port: Port = 9100
     # FIGA_WORKER_METRICS_HOST: the address it listens on (0.0.0.0 in containers).
     worker_metrics_host: Text = "127.0.0.1"
+    # FIGA_WORKER_STALL_SECONDS: the worker's /healthz answers 503 once its consume loop
+    # has not been seen alive for this long (hung: restart it). Keep it above what may
+    # pass between two signs of life: a batch, a retry backoff (5 s), a broker
+    # connection attempt (10 s request timeout) and its backoff (10 s).
+    worker_stall_seconds: Seconds = 60.0
+    # FIGA_DB_POOL_SIZE / FIGA_DB_POOL_OVERFLOW: PostgreSQL connections each process keeps
+    # pooled, and may open beyond them under load; the app's group commit holds one more.
+    # Replicas × (size + overflow + 1) must stay under the server's connection limit.
+    db_pool_size: Count = 10
+    db_pool_overflow: Annotated[int, Field(ge=0)] = 10
     # FIGA_RATE_LIMIT_PER_MINUTE: figalizations per client per minute; 0 disables.
     rate_limit_per_minute: Annotated[int, Field(ge=0)] = 0
     # FIGA_SECRET_KEY: signs CSRF tokens; set the same value on every replica
@@ -206,14 +224,26 @@ class Settings(BaseSettings):
                 f"the worker needs {variable('kafka_bootstrap_servers')}; without it"
                 " `figachechnaya serve` draws the pictures itself"
             )
-        if command == "serve" and server_processes > 1 and not self.secret_key:
+        if command == "serve" and server_processes > 1:
+            self._refuse_what_server_processes_cannot_share(server_processes)
+        if self.uses_kafka:
+            self._refuse_what_workers_cannot_share()
+
+    def _refuse_what_server_processes_cannot_share(self, processes: int) -> None:
+        if not self.secret_key:
             raise SettingsError(
-                f"{variable('secret_key')} must be set to run {server_processes} server"
+                f"{variable('secret_key')} must be set to run {processes} server"
                 " processes: each would sign the form's CSRF tokens with its own random key"
                 " and refuse the forms the others sent"
             )
-        if self.uses_kafka:
-            self._refuse_what_workers_cannot_share()
+        if self.metrics_port:
+            raise SettingsError(
+                f"{variable('metrics_port')}={self.metrics_port} serves one process's"
+                f" metrics, but --workers {processes} starts {processes} server processes"
+                " that would fight for that port (each scrape would see one of them): run"
+                f" one process per container and scale by replicas, or set"
+                f" {variable('metrics_port')}=0"
+            )
 
     def _refuse_what_workers_cannot_share(self) -> None:
         """With Kafka, pictures are drawn by `figachechnaya worker` processes, which may

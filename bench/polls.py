@@ -2,7 +2,8 @@
 
 The version a poll carries is the one the fragment's own `hx-get` shows, read
 after the fragments stopped changing; the app must answer 204 from memory,
-which its `/metrics` confirms (a 200 means the version moved during the run).
+which its metrics (scraped from its operations port) confirm (a 200 means the
+version moved during the run).
 The crowd is 1,000 browsers on 1,000 connections, each polling the hint and
 the counter every 2 s (one poll a second, alternating), for 15 s: the app's
 CPU time during the run (/proc/PID/stat) divided by the polls it answered.
@@ -65,12 +66,12 @@ def poll_path(fragment: str) -> str:
 
 async def measure_polls(client: httpx.AsyncClient, wrk: Wrk, app: Process) -> Polls:
     paths = await _settled_paths(client)
-    before = await scrape(client, "/metrics")
+    before = await scrape(client, app.metrics_url)
     unchanged = {}
     for name, path in paths.items():
         await wrk.run(path, connections=POLL_CONNECTIONS, seconds=WARMUP_SECONDS)
         unchanged[name] = await wrk.run(path, connections=POLL_CONNECTIONS, seconds=RUN_SECONDS)
-    delta = (await scrape(client, "/metrics")).minus(before)
+    delta = (await scrape(client, app.metrics_url)).minus(before)
     not_204 = sum(
         delta.total(_REQUESTS, route=f"/fragments/{name}")
         - delta.total(_REQUESTS, route=f"/fragments/{name}", status="204")
@@ -100,7 +101,7 @@ async def _measure_crowd(
     idle_started, idle_cpu = time.monotonic(), app.cpu_seconds()
     await asyncio.sleep(2.0)
     idle_share = (app.cpu_seconds() - idle_cpu) / (time.monotonic() - idle_started)
-    before = await scrape(client, "/metrics")
+    before = await scrape(client, app.metrics_url)
     cpu_before = app.cpu_seconds()
     result = await wrk.run(
         connections=CROWD_CLIENTS,
@@ -109,6 +110,6 @@ async def _measure_crowd(
         pace_ms=POLL_PERIOD_MS // len(FRAGMENTS),
     )
     cpu = app.cpu_seconds() - cpu_before
-    delta = (await scrape(client, "/metrics")).minus(before)
+    delta = (await scrape(client, app.metrics_url)).minus(before)
     answered = sum(delta.total(_REQUESTS, route=f"/fragments/{name}") for name in FRAGMENTS)
     return Crowd(CROWD_CLIENTS, result, round(answered), cpu, idle_share)

@@ -258,6 +258,6 @@ METHOD = """## How it is measured
   web tier's CPU; the kernel gives them what the app leaves.
 - **Polls**: the version is the one the fragment's own `hx-get` carries; the app must
   answer 204 from memory. CPU per poll is the app process's utime + stime
-  (`/proc/PID/stat`) during the run divided by the polls it answered (its `/metrics`).
+  (`/proc/PID/stat`) during the run divided by the polls it answered (its metrics port).
 - **Memory**: VmRSS from `/proc/PID/status`. The soak (`make soak`) checks that it stays
   flat over time: see [soak.md](soak.md)."""

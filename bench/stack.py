@@ -47,8 +47,11 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 class Process:
     """One process of ours: a server with a port and a log, its CPU time and memory."""
 
-    def __init__(self, name: str, argv: list[str], *, env: dict[str, str], log: Path) -> None:
+    def __init__(
+        self, name: str, argv: list[str], *, env: dict[str, str], log: Path, metrics_url: str = ""
+    ) -> None:
         self.name = name
+        self.metrics_url = metrics_url  # its operations port's /metrics, when it has one
         self._server = ServerProcess(name, argv, log, stop_signal=signal.SIGTERM, env=env)
 
     @property
@@ -198,17 +201,24 @@ class Stack:
             **os.environ,
             **settings_env(settings),
             **self.s3.credentials_environment(),
+            "FIGA_METRICS_PORT": "0",
             "FIGA_WORKER_METRICS_PORT": "0",
             **extra,
         }
 
     def start_app(self, site: Site) -> tuple[Process, str]:
-        """`figachechnaya serve` on a free port; returns it and its base URL once ready."""
-        port = free_port()
+        """`figachechnaya serve` on a free port, its metrics on another (the app's
+        `metrics_url`); returns it and its base URL once ready."""
+        port, metrics_port = free_port(), free_port()
         argv = [FIGACHECHNAYA, "serve", "--host", LOCALHOST, "--port", str(port)]
-        process = self._spawn(f"app-{site.name}", argv, self.env(site.settings))
+        env = self.env(
+            site.settings, FIGA_METRICS_PORT=str(metrics_port), FIGA_METRICS_HOST=LOCALHOST
+        )
+        metrics_url = f"http://{LOCALHOST}:{metrics_port}/metrics"
+        process = self._spawn(f"app-{site.name}", argv, env, metrics_url=metrics_url)
         base_url = f"http://{LOCALHOST}:{port}"
         process.start(f"{base_url}/readyz")
+        process.wait_ready(metrics_url)
         return process, base_url
 
     def start_workers(self, site: Site, count: int) -> list[tuple[Process, str]]:
@@ -229,9 +239,10 @@ class Stack:
             FIGA_LOG_LEVEL="INFO",  # a line per picture, as in production
         )
         argv = [nice, "-n", "10", FIGACHECHNAYA, "worker"]
-        process = self._spawn(f"worker-{site.name}-{index}", argv, env)
+        metrics_url = f"http://{LOCALHOST}:{port}/metrics"
+        process = self._spawn(f"worker-{site.name}-{index}", argv, env, metrics_url=metrics_url)
         process.spawn()
-        return process, f"http://{LOCALHOST}:{port}/metrics"
+        return process, metrics_url
 
     def start_hello(self) -> tuple[Process, str]:
         """The ceiling: a bare Litestar route under the same uvicorn settings."""
@@ -251,8 +262,11 @@ class Stack:
     def forget_logs(self) -> None:
         shutil.rmtree(self.workdir, ignore_errors=True)
 
-    def _spawn(self, name: str, argv: list[str], env: dict[str, str]) -> Process:
-        process = Process(name, argv, env=env, log=self.workdir / f"{name}.log")
+    def _spawn(
+        self, name: str, argv: list[str], env: dict[str, str], *, metrics_url: str = ""
+    ) -> Process:
+        log = self.workdir / f"{name}.log"
+        process = Process(name, argv, env=env, log=log, metrics_url=metrics_url)
         self._processes.append(process)
         return process
 

@@ -1,8 +1,9 @@
 """The web tier under load: figalizations (JSON API and the HTML form), then the polls.
 
 Every run is measured by wrk at 16, 64 and 256 connections after a 1 s
-warm-up; the app's own `/metrics` (status by route template) confirms what
-the server answered, so a wrong status cannot hide behind wrk's "2xx or 3xx".
+warm-up; the app's own metrics (status by route template, scraped from its
+operations port) confirm what the server answered, so a wrong status cannot
+hide behind wrk's "2xx or 3xx".
 The site used here has no worker: thousands of figalizations a second would
 leave minutes of pictures to draw, so this phase proves "stored and job
 published" (the outbox empties into Kafka) and `pictures.py` proves
@@ -97,15 +98,17 @@ async def measure_ceiling(base_url: str) -> Series:
 async def measure_web(app: Process, base_url: str, site: Site) -> WebResults:
     wrk = Wrk(base_url)
     async with httpx.AsyncClient(base_url=base_url, timeout=10.0) as client:
-        before = await scrape(client, "/metrics")
+        before = await scrape(client, app.metrics_url)
         cookie, token = await _csrf(client)
         answered = await _probe(client, cookie, token)
         (api, form_htmx, form_page), answered_by_wrk, abandoned = await _measure_figalizations(
             wrk, cookie, token
         )
-        accounting = await _account(client, site, before, answered + answered_by_wrk, abandoned)
+        accounting = await _account(
+            client, app, site, before, answered + answered_by_wrk, abandoned
+        )
         polls = await measure_polls(client, wrk, app)
-        after = await scrape(client, "/metrics")
+        after = await scrape(client, app.metrics_url)
     return WebResults(
         api=api,
         form_htmx=form_htmx,
@@ -185,7 +188,12 @@ async def _probe(client: httpx.AsyncClient, cookie: str, token: str) -> int:
 
 
 async def _account(
-    client: httpx.AsyncClient, site: Site, before: Scrape, answered: int, abandoned: int
+    client: httpx.AsyncClient,
+    app: Process,
+    site: Site,
+    before: Scrape,
+    answered: int,
+    abandoned: int,
 ) -> Accounting:
     """Wait (bounded) for the outbox to empty into Kafka, then compare every count."""
     started = time.monotonic()
@@ -196,7 +204,7 @@ async def _account(
             break
         await asyncio.sleep(0.2)
     drained = time.monotonic() - started
-    delta = (await scrape(client, "/metrics")).minus(before)
+    delta = (await scrape(client, app.metrics_url)).minus(before)
     requests = "figachechnaya_http_requests_total"
     created = delta.total(requests, method="POST", route="/api/v2/figalizations", status="201")
     created += delta.total(requests, method="POST", route="/", status="200")

@@ -1,5 +1,5 @@
 output "cluster_id" {
-  description = "Managed Kubernetes cluster: yc managed-kubernetes cluster get-credentials <id> --internal"
+  description = "Managed Kubernetes cluster (an administrator's access: yc managed-kubernetes cluster get-credentials <id> --internal)."
   value       = module.kubernetes.cluster_id
 }
 
@@ -31,4 +31,40 @@ output "postgresql_host" {
 output "bucket" {
   description = "Object Storage bucket of the pictures."
   value       = module.storage.bucket
+}
+
+output "namespaces" {
+  description = "Environment => its namespace (the overlays' `namespace:`)."
+  value       = { for env, namespace in module.namespace : env => namespace.namespace }
+}
+
+output "ci_kubeconfig" {
+  description = "Environment => kubeconfig of its namespace's CI deployer: the GitLab file variable KUBECONFIG, scoped to that environment (dev, production)."
+  sensitive   = true
+  value = {
+    for env, namespace in module.namespace : env => yamlencode({
+      apiVersion      = "v1"
+      kind            = "Config"
+      current-context = "figachechnaya-${env}"
+      clusters = [{
+        name = "figachechnaya"
+        cluster = {
+          server                     = module.kubernetes.endpoint
+          certificate-authority-data = base64encode(module.kubernetes.ca_certificate)
+        }
+      }]
+      users = [{
+        name = "figachechnaya-ci-deployer-${env}"
+        user = { token = namespace.deployer_token }
+      }]
+      contexts = [{
+        name = "figachechnaya-${env}"
+        context = {
+          cluster   = "figachechnaya"
+          user      = "figachechnaya-ci-deployer-${env}"
+          namespace = namespace.namespace
+        }
+      }]
+    })
+  }
 }

@@ -1,8 +1,10 @@
 # Credentials come from the environment, never from these files:
-#   YC_TOKEN (or YC_SERVICE_ACCOUNT_KEY_FILE) for Yandex Cloud.
+#   YC_SERVICE_ACCOUNT_KEY_FILE — the authorized key (JSON) of the Terraform
+#   service account; the provider exchanges it for IAM tokens itself, so no
+#   token expires in the middle of a pipeline (in CI: a file variable).
 # Kubernetes, Helm and Kustomize reach the cluster's private API endpoint with
-# the same identity's short-lived IAM token, so terraform runs from inside the
-# VPC (the GitLab runner of the deploy stage).
+# an IAM token of the same identity issued for this run, so terraform runs
+# from inside the VPC (the GitLab runner of the deploy stage).
 provider "yandex" {
   cloud_id  = var.cloud_id
   folder_id = var.folder_id

@@ -63,11 +63,31 @@ variable "bucket_name" {
   default     = "figachechnaya-images"
 }
 
-variable "image_tags" {
-  description = "Image tag deployed by terraform per environment; CI deploys newer ones itself."
-  type        = map(string)
-  default = {
-    prod = "v0.1.0"
-    dev  = "main"
+variable "postgresql_max_connections" {
+  description = "max_connections of each PostgreSQL host, set explicitly rather than left to the host class's default: the connection budget of docs/capacity.md is written against it."
+  type        = number
+  default     = 200
+}
+
+variable "database_connection_limits" {
+  description = "Per environment, the connection limit of its database user. Their sum plus a margin of 15 (the managed service's own users, an operator's psql) stays within postgresql_max_connections."
+  type        = object({ prod = number, dev = number })
+  default     = { prod = 160, dev = 25 }
+
+  validation {
+    condition     = var.database_connection_limits.prod + var.database_connection_limits.dev + 15 <= var.postgresql_max_connections
+    error_message = "The users' connection limits plus a margin of 15 exceed postgresql_max_connections."
   }
+}
+
+variable "kafka_ca_url" {
+  description = "Where Yandex Cloud publishes the root CA of its managed Kafka (and PostgreSQL) certificates."
+  type        = string
+  default     = "https://storage.yandexcloud.net/cloud-certs/CA.pem"
+}
+
+variable "kafka_ca_certificate" {
+  description = "The managed Kafka's root CA as PEM, instead of fetching kafka_ca_url (for runners without internet access)."
+  type        = string
+  default     = null
 }

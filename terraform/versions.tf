@@ -25,5 +25,9 @@ terraform {
       source  = "hashicorp/random"
       version = "~> 3.7"
     }
+    http = {
+      source  = "hashicorp/http"
+      version = "~> 3.5"
+    }
   }
 }

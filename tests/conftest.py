@@ -26,11 +26,13 @@ AppClient = Callable[..., Awaitable[AsyncTestClient[Any]]]
 
 @pytest.fixture
 def local_settings(tmp_path: Path) -> Settings:
-    """The single-process mode: SQLite file, in-process queue, a picture folder."""
+    """The single-process mode: SQLite file, in-process queue, a picture folder; no
+    operations port (tests that scrape metrics give the app a free port)."""
     return Settings(
         database_url=f"sqlite+aiosqlite:///{tmp_path / 'figachechnaya.sqlite3'}",
         image_store_url=str(tmp_path / "images"),
         live_refresh_seconds=0.2,
+        metrics_port=0,
     )
 
 

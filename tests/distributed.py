@@ -35,6 +35,7 @@ def distributed_settings(
         "image_store_url": f"s3://{bucket}/pictures",
         "s3_endpoint_url": s3.endpoint_url,
         "live_refresh_seconds": 0.2,
+        "metrics_port": 0,  # no fixed port in tests: one that scrapes gives a free one
     }
     return Settings(**(fields | overrides))
 
@@ -54,6 +55,7 @@ def process_env(settings: Settings, s3: S3Service, **overrides: str) -> dict[str
         **settings_env(settings),
         "AWS_ACCESS_KEY_ID": str(s3.key),
         "AWS_SECRET_ACCESS_KEY": str(s3.secret),
+        "FIGA_METRICS_PORT": "0",
         "FIGA_WORKER_METRICS_PORT": "0",
         **overrides,
     }

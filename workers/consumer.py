@@ -8,6 +8,10 @@ figalization id makes a redelivery overwrite the same object. A message that
 cannot be decoded, or keeps failing, is recorded `failed` and committed, so it
 never blocks its partition.
 
+The operations port (`FIGA_WORKER_METRICS_PORT`) serves `/metrics` and
+`/healthz`, which fails once the loop has not beaten its heartbeat for
+`FIGA_WORKER_STALL_SECONDS` (`workers.liveness`): a hung worker is restarted.
+
 SIGTERM (or SIGINT) ends the worker within `shutdown.GRACE_SECONDS`: the
 current batch is finished and committed, or, when the database or the store is
 away, its jobs give up at their next retry and the batch is left uncommitted
@@ -21,15 +25,16 @@ import logging
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
 from aiokafka.errors import KafkaError
-from prometheus_client import start_http_server
 
 from app.domain.image_job import JobMessage
 from app.images import FsspecImageStore
 from app.jobs.kafka import REQUEST_ID_HEADER, client_options, ensure_topic
 from app.metrics import CONSUMER_LAG, JOBS_CONSUMED
+from app.operations_port import OperationsPort
 from app.settings import Settings
 from app.store.database import Database
 from app.store.pictures import SqlPictureRecords
+from workers.liveness import Heartbeat
 from workers.pipeline import JobLeft, PictureMaker, RetryPolicy
 from workers.shutdown import (
     CLOSE_SECONDS,
@@ -49,33 +54,53 @@ JOBS_AT_ONCE = 4
 
 async def run_worker(settings: Settings) -> int:
     """The `figachechnaya worker` command (`Settings.refuse_unsafe` checked the settings):
-    run until SIGTERM or SIGINT."""
+    run until SIGTERM or SIGINT, with `/metrics` and `/healthz` on the operations port."""
     stopping = stop_on_signals()
+    heartbeat = Heartbeat(settings.worker_stall_seconds)
+    operations = None
     if settings.worker_metrics_port:
-        start_http_server(settings.worker_metrics_port, addr=settings.worker_metrics_host)
+        operations = OperationsPort(
+            settings.worker_metrics_host, settings.worker_metrics_port, healthz=heartbeat.check
+        )
+        operations.start()
+    try:
+        await work(settings, stopping, heartbeat)
+    finally:
+        if operations is not None:
+            await asyncio.to_thread(operations.stop)
+    log.info("worker stopped")
+    return 0
+
+
+async def work(settings: Settings, stopping: asyncio.Event, heartbeat: Heartbeat) -> None:
+    """Join the group and consume until stopped; then leave it and close everything."""
     database = Database.from_settings(settings)
     images = FsspecImageStore(settings)
     policy = RetryPolicy(max_attempts=settings.image_max_attempts)
-    maker = PictureMaker(images, SqlPictureRecords(database), policy, stopping=stopping)
+    records = SqlPictureRecords(database)
+    maker = PictureMaker(images, records, policy, stopping=stopping, waiting=heartbeat.beat)
     try:
-        consumer = await connect(settings, stopping)
+        consumer = await connect(settings, stopping, heartbeat)
         if consumer is None:
-            return 0
+            return
         try:
-            await finish_within(FINISH_SECONDS, stopping, consume(consumer, maker, stopping))
+            rounds = consume(consumer, maker, stopping, heartbeat)
+            await finish_within(FINISH_SECONDS, stopping, rounds)
         finally:
             await at_most(CLOSE_SECONDS, consumer.stop(), "leaving the group")
     finally:
         await at_most(CLOSE_SECONDS, database.close(), "closing the database")
         await images.close()
-    log.info("worker stopped")
-    return 0
 
 
-async def connect(settings: Settings, stopping: asyncio.Event) -> AIOKafkaConsumer | None:
-    """A started consumer in the group, retrying while the broker is unreachable."""
+async def connect(
+    settings: Settings, stopping: asyncio.Event, heartbeat: Heartbeat
+) -> AIOKafkaConsumer | None:
+    """A started consumer in the group, retrying while the broker is unreachable
+    (each attempt is bounded by the client's request timeout, and beats the heart)."""
     backoff = 0.5
     while not stopping.is_set():
+        heartbeat.beat()
         consumer = AIOKafkaConsumer(
             settings.kafka_topic,
             **client_options(settings),
@@ -100,9 +125,13 @@ async def connect(settings: Settings, stopping: asyncio.Event) -> AIOKafkaConsum
     return None
 
 
-async def consume(consumer: AIOKafkaConsumer, maker: PictureMaker, stopping: asyncio.Event) -> None:
-    """Poll a batch, make its pictures a few at a time, commit it, repeat until SIGTERM."""
+async def consume(
+    consumer: AIOKafkaConsumer, maker: PictureMaker, stopping: asyncio.Event, heartbeat: Heartbeat
+) -> None:
+    """Poll a batch, make its pictures a few at a time, commit it, repeat until SIGTERM;
+    each round beats the heart (`/healthz` fails when rounds stop coming)."""
     while not stopping.is_set():
+        heartbeat.beat()
         batches = await consumer.getmany(timeout_ms=POLL_TIMEOUT_MS, max_records=MAX_RECORDS)
         messages = [message for batch in batches.values() for message in batch]
         JOBS_CONSUMED.inc(len(messages))

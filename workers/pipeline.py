@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from app.domain.figalization import ImageStatus, image_key
@@ -68,10 +69,13 @@ class PictureMaker:
         policy: RetryPolicy,
         *,
         stopping: asyncio.Event | None = None,
+        waiting: Callable[[], None] = lambda: None,
     ) -> None:
         self._images = images
         self._pictures = pictures
         self._policy = policy
+        # Told before each retry: waiting for a dependency, with bounded timeouts, is alive.
+        self._waiting = waiting
         # Without an event to watch, the maker is stopped by cancelling its task.
         self._stopping = stopping if stopping is not None else asyncio.Event()
 
@@ -150,6 +154,7 @@ class PictureMaker:
 
     async def _before_retry(self, attempt: int) -> None:
         """The backoff before another attempt, cut short by the stop, which leaves the job."""
+        self._waiting()
         await sleep_unless(self._stopping, self._policy.backoff(attempt))
         if self._stopping.is_set():
             raise JobLeft(f"stopping after {attempt} failed attempts")

@@ -27,8 +27,10 @@ def create_engine(settings: Settings) -> AsyncEngine:
         return engine
     return create_async_engine(
         settings.database_url,
-        pool_size=10,
-        max_overflow=10,
+        # Per process; the connection budget (replicas × (size + overflow + 1 for the
+        # group commit)) is sized against the server's limit in docs/capacity.md.
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_pool_overflow,
         pool_pre_ping=True,  # a restarted server leaves dead pooled connections behind
         pool_timeout=settings.db_timeout_seconds,
         connect_args=_timeouts(settings),

@@ -36,7 +36,6 @@ from app.web import paths
 from app.web.asgi_answers import answer
 
 _ACCEPTABLE_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
-_UNMEASURED = frozenset({paths.METRICS})  # scraping must not count itself
 _HSTS = (b"strict-transport-security", b"max-age=31536000; includeSubDomains")
 _CORS = [
     (b"access-control-allow-origin", b"*"),
@@ -93,19 +92,16 @@ def envelope_middleware(settings: Settings) -> Any:
                 await send(message)
 
             token = request_id_var.set(request_id)
-            measured = route not in _UNMEASURED
             started = time.perf_counter()
-            if measured:
-                HTTP_IN_FLIGHT.inc()
+            HTTP_IN_FLIGHT.inc()
             try:
                 await app(scope, receive, send_enveloped)
             finally:
                 request_id_var.reset(token)
-                if measured:
-                    HTTP_IN_FLIGHT.dec()
-                    duration, requests = _series(scope["method"], route, status)
-                    duration.observe(time.perf_counter() - started)
-                    requests.inc()
+                HTTP_IN_FLIGHT.dec()
+                duration, requests = _series(scope["method"], route, status)
+                duration.observe(time.perf_counter() - started)
+                requests.inc()
 
         return envelope
 

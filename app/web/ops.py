@@ -1,4 +1,13 @@
-"""Operations endpoints: liveness, readiness with each dependency's state, metrics."""
+"""Operations endpoints of the public port: liveness, and readiness with each dependency's state.
+
+Ready means "this process can serve now": started and not draining. A
+dependency that is down is *not* a readiness failure — the page degrades
+instead (README, "When something is down") — otherwise Kubernetes would take
+every replica out of the Service at once when Kafka or the object store
+blinks. The dependencies' states stay in the `/readyz` body, and in metrics
+and alerts. Metrics are not here: they are on the operations port
+(`app.operations_port`), never on the public one.
+"""
 
 from __future__ import annotations
 
@@ -10,10 +19,8 @@ from dataclasses import dataclass, field
 import msgspec
 from litestar import Controller, Response, get
 from litestar.di import NamedDependency
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
-from app.runtime import Runtime
-from app.web import paths
+from app.runtime import Health
 
 CHECK_TIMEOUT_SECONDS = 1.0
 CACHE_SECONDS = 1.0
@@ -34,17 +41,32 @@ class Readiness(msgspec.Struct):
 
 @dataclass
 class ReadinessProbe:
-    """Checks every dependency at most once a second, however often it is asked."""
+    """Ready while serving (between `start_serving` and `stop_serving`, which the app's
+    lifespan calls); checks every dependency at most once a second for the body,
+    however often it is asked."""
 
-    runtime: Runtime
+    health: Health
+    serving: bool = False
     _cached: tuple[float, Readiness] | None = field(default=None, repr=False)
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
 
+    def start_serving(self) -> None:
+        """Start-up is over: ready, whatever the dependencies say."""
+        self.serving = True
+
+    def stop_serving(self) -> None:
+        """Draining: not ready any more, so no new traffic is routed here."""
+        self.serving = False
+
     async def check(self) -> Readiness:
+        states = await self._dependencies()
+        return msgspec.structs.replace(states, ready=self.serving)
+
+    async def _dependencies(self) -> Readiness:
         async with self._lock:
             if self._cached is not None and time.monotonic() - self._cached[0] < CACHE_SECONDS:
                 return self._cached[1]
-            health = self.runtime.health
+            health = self.health
             database, queue, images, backlog = await asyncio.gather(
                 _state(health.database),
                 _state(health.queue),
@@ -52,7 +74,7 @@ class ReadinessProbe:
                 _backlog(health.backlog),
             )
             readiness = Readiness(
-                ready=database.ok and queue.ok and images.ok,
+                ready=self.serving,
                 database=database,
                 queue=queue,
                 images=images,
@@ -66,7 +88,7 @@ async def _state(check: Callable[[], Awaitable[None]]) -> DependencyState:
     try:
         async with asyncio.timeout(CHECK_TIMEOUT_SECONDS):
             await check()
-    except Exception as error:  # any failure means "not ready"; the detail says which
+    except Exception as error:  # any failure means "not ok"; the detail says which
         return DependencyState(ok=False, detail=type(error).__name__ + ": " + str(error)[:200])
     return DependencyState(ok=True)
 
@@ -90,7 +112,3 @@ class OpsController(Controller):
     async def readyz(self, probe: NamedDependency[ReadinessProbe]) -> Response[Readiness]:
         readiness = await probe.check()
         return Response(readiness, status_code=200 if readiness.ready else 503)
-
-    @get(paths.METRICS, name="metrics")
-    async def metrics(self) -> Response[bytes]:
-        return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)

@@ -1,9 +1,10 @@
 """Where the routes live: every path that code other than its route must name, spelled once.
 
-The route definitions, the envelope (which paths are the JSON APIs, which one
-is the metrics scrape), the links the pages and the APIs hand out and the
-templates (through `templating`'s Jinja globals) all read it from here, so a
-route moved is moved everywhere. It imports nothing.
+The route definitions, the envelope (which paths are the JSON APIs), the
+links the pages and the APIs hand out and the templates (through
+`templating`'s Jinja globals) all read it from here, so a route moved is
+moved everywhere. (Metrics are not a route of the public port at all: see
+`app.operations_port`.) It imports nothing.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ RESULT_PAGES = "/r"
 FRAGMENTS = "/fragments"
 HINT_POLL = FRAGMENTS + "/hint"
 TOTAL_POLL = FRAGMENTS + "/total"
-METRICS = "/metrics"
 
 
 def image_path(figalization_id: str) -> str:

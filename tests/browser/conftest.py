@@ -71,6 +71,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         "FIGA_POLL_SECONDS": str(POLL_SECONDS),
         "FIGA_LIVE_REFRESH_SECONDS": str(LIVE_REFRESH_SECONDS),
         "FIGA_RATE_LIMIT_PER_MINUTE": "0",  # every page here comes from one address
+        "FIGA_METRICS_PORT": "0",  # no fixed port: another test's server may hold 9101
     }
     command = Path(sys.executable).with_name("figachechnaya")
     process = ServerProcess(

@@ -13,12 +13,15 @@ import json
 import os
 import shutil
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import hcl2
 import pytest
 import yaml
+
+from tests.deploy.rehearsal import Processes
 
 REPO = Path(__file__).resolve().parents[2]
 OVERLAYS = ("dev", "prod")
@@ -134,3 +137,10 @@ def checkov_report(
     reports = json.loads(result.stdout)
     reports = reports if isinstance(reports, list) else [reports]
     return {"by_framework": {r["check_type"]: r for r in reports}, "stderr": result.stderr}
+
+
+@pytest.fixture
+def processes(tmp_path: Path) -> Iterator[Processes]:
+    started = Processes(tmp_path)
+    yield started
+    started.stop_all()

@@ -4,7 +4,10 @@ Validated by Debian's docker-compose (1.29, which checks the file against the
 Compose specification's schema and needs no Docker engine for `config`), then
 held to what the stack promises: pinned images, two app replicas behind the
 proxy, a scalable worker, KRaft Kafka, migrations once before the app,
-health-based start order, monitoring wired to the app's metrics.
+health-based start order, monitoring wired to the app's and the worker's
+operations ports (the public port has no metrics), and pictures a browser can
+open at http://localhost:8080/images/… (the proxy serves the bucket's public
+prefix; the presigned http://minio:9000 URL would not resolve on the host).
 """
 
 from __future__ import annotations
@@ -125,18 +128,102 @@ def test_the_production_defaults_hold_in_the_stack(compose: dict[str, Any]) -> N
         assert compose["services"][name]["environment"] == environment, name
 
 
-def test_prometheus_scrapes_every_app_and_worker_replica(repo: Path) -> None:
+def test_prometheus_scrapes_every_app_and_worker_replica_on_its_operations_port(
+    compose: dict[str, Any], repo: Path
+) -> None:
     config = yaml.safe_load((repo / "deploy/prometheus/prometheus.yml").read_text(encoding="utf-8"))
     jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    environment = compose["x-figachechnaya-env"]
+    app_port = int(environment["FIGA_METRICS_PORT"])
+    worker_port = int(environment["FIGA_WORKER_METRICS_PORT"])
     for job, name, port in (
-        ("figachechnaya-app", "app", 8000),
-        ("figachechnaya-worker", "worker", 9100),
+        ("figachechnaya-app", "app", app_port),
+        ("figachechnaya-worker", "worker", worker_port),
     ):
         (discovery,) = jobs[job]["dns_sd_configs"]
         assert discovery["names"] == [name]
         assert discovery["port"] == port
         assert discovery["type"] == "A"
+        assert jobs[job]["metrics_path"] == "/metrics"
+        assert str(port) in compose["services"][name]["expose"], f"{name} exposes {port}"
+        assert "internal" in compose["services"][name]["networks"], "Prometheus reaches it"
     assert config["rule_files"] == ["/etc/prometheus/rules/*.yml"]
+    # Reachable from the other containers, not only from inside its own.
+    assert environment["FIGA_METRICS_HOST"] == "0.0.0.0"  # noqa: S104 (the container's own network)
+    assert environment["FIGA_WORKER_METRICS_HOST"] == "0.0.0.0"  # noqa: S104
+    command = compose["services"]["app"]["command"]
+    assert int(command[command.index("--port") + 1]) != app_port, "metrics off the public port"
+
+
+def nginx_block(config: str, opening: str) -> str:
+    """The text of the block that starts with `opening` (e.g. `location /images/`)."""
+    start = config.index(opening + " {")
+    depth = 0
+    for position in range(start, len(config)):
+        depth += {"{": 1, "}": -1}.get(config[position], 0)
+        if config[position] == "}" and depth == 0:
+            return config[start : position + 1]
+    raise AssertionError(f"unclosed block {opening}")
+
+
+def nginx_config(repo: Path) -> str:
+    text = (repo / "deploy" / "nginx" / "nginx.conf").read_text(encoding="utf-8")
+    return "\n".join(line.split("#", 1)[0] for line in text.splitlines())
+
+
+def test_the_proxy_serves_the_pictures_from_the_bucket(compose: dict[str, Any], repo: Path) -> None:
+    # The app redirects a browser to FIGA_IMAGE_PUBLIC_BASE_URL/<key>; the object is
+    # <bucket>/<prefix>/<key> in MinIO, which the host cannot resolve by name.
+    environment = compose["x-figachechnaya-env"]
+    store = re.fullmatch(r"s3://([^/]+)/(.+)", environment["FIGA_IMAGE_STORE_URL"])
+    assert store is not None
+    bucket, prefix = store.groups()
+    public = re.fullmatch(
+        r"http://localhost:\$\{FIGA_HTTP_PORT:-(\d+)\}(/[^/]+)",
+        environment["FIGA_IMAGE_PUBLIC_BASE_URL"],
+    )
+    assert public is not None, "the public base follows the proxy's published port"
+    port, path = public.groups()
+    assert compose["services"]["proxy"]["ports"] == [f"${{FIGA_HTTP_PORT:-{port}}}:8080"]
+    config = nginx_config(repo)
+    location = nginx_block(config, f"location {path}/")
+    assert re.search(rf"proxy_pass http://pictures/{bucket}/{prefix}/;", location)
+    assert re.search(r"limit_except GET \{\s*deny all;\s*\}", location), "read-only"
+    upstream = nginx_block(config, "upstream pictures")
+    assert re.search(r"server minio:9000 resolve;", upstream)
+    assert set(compose["services"]["proxy"]["networks"]) & set(
+        compose["services"]["minio"]["networks"]
+    )
+    script = " ".join(compose["services"]["minio-init"]["command"])
+    assert f"mc anonymous set none local/{bucket}" in script, "the bucket stays private"
+    assert f"mc anonymous set download local/{bucket}/{prefix}" in script, "its pictures are public"
+    assert script.index(f"set none local/{bucket} ") < script.index("set download")
+
+
+def test_the_public_base_url_follows_the_published_port(repo: Path, tool: Any) -> None:
+    docker_compose = tool("docker-compose", "apt-get install docker-compose")
+    result = subprocess.run(
+        [docker_compose, "--file", "compose.yaml", "config"],
+        cwd=repo, capture_output=True, text=True, timeout=60, check=False,
+        env={"PATH": "/usr/bin:/bin", "FIGA_HTTP_PORT": "18080"},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    services = yaml.safe_load(result.stdout)["services"]
+    (published,) = services["proxy"]["ports"]
+    assert int(published["published"]) == 18080
+    for name in BUILT_HERE:
+        base = services[name]["environment"]["FIGA_IMAGE_PUBLIC_BASE_URL"]
+        assert base == "http://localhost:18080/images", name
+
+
+def test_the_proxy_blocks_nothing_for_metrics_and_passes_the_request_id(repo: Path) -> None:
+    # The app's public port serves no /metrics under any spelling (they are on
+    # its operations port), so a path rule here would only pretend to protect.
+    config = nginx_config(repo)
+    assert "metrics" not in config
+    root = nginx_block(config, "location /")
+    assert "proxy_pass http://figachechnaya;" in root
+    assert "proxy_set_header X-Request-ID $request_id;" in root
 
 
 def test_grafana_is_provisioned_with_the_dashboard(compose: dict[str, Any], repo: Path) -> None:

@@ -1,12 +1,16 @@
-"""k8s/: Kustomize base + dev/prod overlays (issue 6 § Kubernetes).
+"""k8s/: Kustomize base + dev/prod overlays (issues 6 and 11 § Kubernetes).
 
 Both overlays and the cluster-wide objects are rendered with `kubectl
 kustomize`; every object is validated against the Kubernetes JSON schemas of
 the cluster's version (kubernetes-validate, strict: unknown fields fail), and
 the custom resources that have no schema there (kube-prometheus, cert-manager)
-are checked by structure. Then the promises: locked-down pods, probes,
-resources, pinned images, HPAs within the topic's partitions, disruption
-budgets, NetworkPolicies, secrets referenced by name only.
+are checked by structure. Then the promises: namespace-scoped objects only
+(what the CI deployer may apply), locked-down pods, probes, resources, pinned
+images, HPAs that own the replica counts and stay within the topic's
+partitions and the database's connection limits (docs/capacity.md), disruption
+budgets, the operations ports, the Kafka CA, secrets referenced by name only.
+The NetworkPolicies have their own evaluator (test_network_policies.py), and
+the processes these manifests describe are run by test_k8s_rehearsal.py.
 """
 
 from __future__ import annotations
@@ -28,6 +32,30 @@ KUBERNETES_VERSION = "1.32.0"
 CUSTOM_KINDS = {"ServiceMonitor", "PrometheusRule", "ClusterIssuer"}
 POD_OWNERS = {"Deployment", "Job"}
 SECRET_NAME = "figachechnaya-secrets"
+# The keys terraform/modules/namespace writes into it (test_k8s_rehearsal fills the same).
+SECRET_KEYS = {
+    "FIGA_DATABASE_URL",
+    "FIGA_KAFKA_BOOTSTRAP_SERVERS",
+    "FIGA_KAFKA_SASL_USERNAME",
+    "FIGA_KAFKA_SASL_PASSWORD",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "FIGA_SECRET_KEY",
+}
+KAFKA_CA_NAME = "figachechnaya-kafka-ca"
+NAMESPACES = {"prod": "figachechnaya", "dev": "figachechnaya-dev"}
+# Kinds a namespace-scoped deployer can never apply (terraform/ makes these).
+CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding", "ClusterIssuer"}
+HPA_MANAGED = ("figachechnaya-app", "figachechnaya-worker")
+# docs/capacity.md: 5,000 polls/s and 200 figalizations/s at peak, the unit costs of
+# docs/benchmarks.md (polls 70 µs, htmx form 175 µs, a page 230 µs, 200 µs for the rest;
+# a picture 15 to 30 ms), on a cloud core taken as 2× slower than the bench machine's.
+CLOUD_SLOWDOWN = 2
+PEAK_APP_CORES = CLOUD_SLOWDOWN * (5_000 * 70e-6 + 200 * 175e-6 + 200 * 230e-6 + 200 * 200e-6)
+PEAK_WORKER_CORES = (CLOUD_SLOWDOWN * 200 * 15e-3, CLOUD_SLOWDOWN * 200 * 30e-3)
+# Kept for the managed PostgreSQL's own users and an operator's psql.
+RESERVED_CONNECTIONS = 15
+ALL_ADDRESSES = "0.0.0.0"  # noqa: S104 - a value read from the manifests, nothing bound
 Objects = list[dict[str, Any]]
 
 
@@ -84,11 +112,9 @@ def test_only_known_custom_resources_skip_the_schema(rendered: dict[str, Objects
 @pytest.mark.parametrize("env", ["dev", "prod"])
 def test_each_overlay_has_every_component(rendered: dict[str, Objects], env: str) -> None:
     objects = rendered[env]
-    (namespace,) = by_kind(objects, "Namespace").values()
-    assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
     for obj in objects:
-        if obj["kind"] != "Namespace":
-            assert obj["metadata"]["namespace"] == namespace["metadata"]["name"]
+        assert obj["kind"] not in CLUSTER_SCOPED, f"{env}: {obj['kind']} is terraform's"
+        assert obj["metadata"]["namespace"] == NAMESPACES[env], obj["metadata"]["name"]
     assert set(by_kind(objects, "Deployment")) == {"figachechnaya-app", "figachechnaya-worker"}
     assert set(by_kind(objects, "Job")) == {"figachechnaya-migrate"}
     assert set(by_kind(objects, "Service")) == {"figachechnaya-app", "figachechnaya-worker"}
@@ -102,6 +128,27 @@ def test_each_overlay_has_every_component(rendered: dict[str, Objects], env: str
     }
     for kind in ("Ingress", "NetworkPolicy", "ServiceMonitor", "PrometheusRule", "ServiceAccount"):
         assert by_kind(objects, kind), f"{env} has no {kind}"
+
+
+def test_terraform_makes_what_the_overlays_only_name(
+    parse_hcl: Any, repo: Path, terraform_variables: dict[str, Any]
+) -> None:
+    """The Namespaces, the Secret (with the keys the rehearsal fills) and the Kafka CA
+    ConfigMap are terraform's: the overlays name them and the pods fail without them."""
+    text = "\n".join(p.read_text(encoding="utf-8") for p in (repo / "terraform").rglob("*.tf"))
+    for namespace in NAMESPACES.values():
+        assert re.search(rf'namespace\s*=\s*"{namespace}"', text), f"terraform makes {namespace}"
+    for name in (SECRET_NAME, KAFKA_CA_NAME):
+        assert re.search(rf'name\s*=\s*"{name}"', text), f"terraform makes {name}"
+    module = parse_hcl(repo / "terraform/modules/namespace/main.tf")
+    resources = {
+        (kind, block["metadata"][0]["name"]): block
+        for entry in module["resource"] for kind, named in entry.items()
+        for block in named.values() if "metadata" in block
+    }  # fmt: skip
+    secret = resources["kubernetes_secret_v1", SECRET_NAME]
+    assert set(secret["data"]) == SECRET_KEYS
+    assert set(resources["kubernetes_config_map_v1", KAFKA_CA_NAME]["data"]) == {"ca.crt"}
 
 
 def pod_templates(objects: Objects) -> list[tuple[str, dict[str, Any]]]:
@@ -139,16 +186,118 @@ def test_every_pod_is_locked_down(rendered: dict[str, Objects], env: str) -> Non
                 assert set(container["resources"][need]) >= {"cpu", "memory"}, f"{at}: {need}"
 
 
+def container_of(objects: Objects, kind: str, name: str) -> dict[str, Any]:
+    (container,) = by_kind(objects, kind)[name]["spec"]["template"]["spec"]["containers"]
+    result: dict[str, Any] = container
+    return result
+
+
+def probe_target(container: dict[str, Any], probe: str) -> tuple[str, int]:
+    """The path and the container port number a probe calls (named ports resolved)."""
+    get = container[probe]["httpGet"]
+    ports = {p["name"]: p["containerPort"] for p in container.get("ports", [])}
+    port = get["port"]
+    return get["path"], ports[port] if isinstance(port, str) else port
+
+
+def container_settings(objects: Objects, container: dict[str, Any]) -> dict[str, str]:
+    """The container's variables that the manifests know (ConfigMaps and `env` values;
+    the Secret's values are terraform's): `env` wins over `envFrom`, as in Kubernetes."""
+    config_maps = by_kind(objects, "ConfigMap")
+    values: dict[str, str] = {}
+    for source in container.get("envFrom", []):
+        if "configMapRef" in source:
+            values |= config_maps[source["configMapRef"]["name"]]["data"]
+    values |= {e["name"]: e["value"] for e in container.get("env", []) if "value" in e}
+    return values
+
+
 @pytest.mark.parametrize("env", ["dev", "prod"])
 def test_deployments_have_probes(rendered: dict[str, Objects], env: str) -> None:
     for name, deployment in by_kind(rendered[env], "Deployment").items():
         for container in deployment["spec"]["template"]["spec"]["containers"]:
             for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
                 assert container[probe]["httpGet"]["path"], f"{name}: {probe}"
-    app = by_kind(rendered[env], "Deployment")["figachechnaya-app"]
-    (container,) = app["spec"]["template"]["spec"]["containers"]
-    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
-    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    app = container_of(rendered[env], "Deployment", "figachechnaya-app")
+    # The public port: liveness of the event loop, readiness = started and not draining.
+    assert probe_target(app, "startupProbe") == ("/healthz", 8000)
+    assert probe_target(app, "livenessProbe") == ("/healthz", 8000)
+    assert probe_target(app, "readinessProbe") == ("/readyz", 8000)
+    worker = container_of(rendered[env], "Deployment", "figachechnaya-worker")
+    # The worker's operations port: /healthz follows its consume loop's heartbeat.
+    for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+        assert probe_target(worker, probe) == ("/healthz", 9100), probe
+    liveness = worker["livenessProbe"]
+    stall = float(container_settings(rendered[env], worker)["FIGA_WORKER_STALL_SECONDS"])
+    assert liveness["timeoutSeconds"] < stall, "a stall must be seen before the probe gives up"
+
+
+@pytest.mark.parametrize("env", ["dev", "prod"])
+def test_hpas_own_the_replica_counts(rendered: dict[str, Objects], env: str) -> None:
+    """A Deployment's spec.replicas would be reset to its value on every apply,
+    undoing what its HPA decided: the HPA-managed Deployments set none."""
+    deployments = by_kind(rendered[env], "Deployment")
+    hpas = by_kind(rendered[env], "HorizontalPodAutoscaler")
+    for name in HPA_MANAGED:
+        assert hpas[name]["spec"]["scaleTargetRef"]["name"] == name
+        assert "replicas" not in deployments[name]["spec"], name
+
+
+@pytest.mark.parametrize("env", ["dev", "prod"])
+def test_metrics_have_their_own_port_behind_the_service_monitor(
+    rendered: dict[str, Objects], env: str
+) -> None:
+    """The public port serves no metrics; each process's operations port is the one the
+    settings open, the Services name it `metrics`, and only that port is scraped."""
+    objects = rendered[env]
+    services = by_kind(objects, "Service")
+    expected = {
+        "figachechnaya-app": ("FIGA_METRICS_PORT", "FIGA_METRICS_HOST", 9101),
+        "figachechnaya-worker": ("FIGA_WORKER_METRICS_PORT", "FIGA_WORKER_METRICS_HOST", 9100),
+    }
+    for name, (port_variable, host_variable, number) in expected.items():
+        container = container_of(objects, "Deployment", name)
+        settings = container_settings(objects, container)
+        ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+        assert ports["metrics"] == int(settings[port_variable]) == number, name
+        assert settings[host_variable] == ALL_ADDRESSES, f"{name}: scraped from other pods"
+        (metrics,) = [p for p in services[name]["spec"]["ports"] if p["name"] == "metrics"]
+        assert metrics["targetPort"] == "metrics"
+        assert metrics["port"] == number
+    app_ports = {p["name"]: p for p in services["figachechnaya-app"]["spec"]["ports"]}
+    assert app_ports["http"]["targetPort"] == "http"
+    (monitor,) = by_kind(objects, "ServiceMonitor").values()
+    assert [e["port"] for e in monitor["spec"]["endpoints"]] == ["metrics"]
+
+
+@pytest.mark.parametrize("env", ["dev", "prod"])
+def test_kafka_ca_is_mounted_where_the_setting_points(
+    rendered: dict[str, Objects], env: str
+) -> None:
+    objects = rendered[env]
+    for name in ("figachechnaya-app", "figachechnaya-worker"):
+        spec = by_kind(objects, "Deployment")[name]["spec"]["template"]["spec"]
+        (container,) = spec["containers"]
+        settings = container_settings(objects, container)
+        assert settings["FIGA_KAFKA_SECURITY_PROTOCOL"] == "SASL_SSL"
+        cafile = settings["FIGA_KAFKA_SSL_CAFILE"]
+        assert cafile == "/etc/figachechnaya/kafka-ca/ca.crt"
+        (volume,) = [v for v in spec["volumes"] if "configMap" in v and
+                     v["configMap"]["name"] == KAFKA_CA_NAME]  # fmt: skip
+        assert volume["configMap"].get("optional", False) is False, "no CA, no TLS: fail to start"
+        (mount,) = [m for m in container["volumeMounts"] if m["name"] == volume["name"]]
+        assert mount["readOnly"] is True
+        assert cafile == f"{mount['mountPath']}/ca.crt", name
+
+
+@pytest.mark.parametrize("env", ["dev", "prod"])
+def test_a_failing_migration_fails_fast(rendered: dict[str, Objects], env: str) -> None:
+    """The deploy job waits for the Job: a broken migration must fail it within minutes
+    (one retry for a database failover), not after 600 s and four attempts."""
+    (job,) = by_kind(rendered[env], "Job").values()
+    assert job["spec"]["backoffLimit"] <= 1
+    assert job["spec"]["activeDeadlineSeconds"] <= 300
+    assert job["spec"]["template"]["spec"]["restartPolicy"] == "Never"
 
 
 @pytest.mark.parametrize("env", ["dev", "prod"])
@@ -175,6 +324,7 @@ def test_worker_autoscaling_stays_within_the_topic_partitions(
     topic = settings_of(rendered[env])["FIGA_KAFKA_TOPIC"]
     assert partitions == terraform_variables["kafka_topics"]["default"][topic]
     assert 1 <= worker["spec"]["minReplicas"] <= worker["spec"]["maxReplicas"] <= partitions
+    assert int(settings_of(rendered[env])["FIGA_KAFKA_TOPIC_PARTITIONS"]) == partitions
     app = hpas["figachechnaya-app"]
     ((metric,),) = [app["spec"]["metrics"]]
     assert metric["resource"]["name"] == "cpu"
@@ -182,6 +332,56 @@ def test_worker_autoscaling_stays_within_the_topic_partitions(
         target = hpa["spec"]["scaleTargetRef"]
         assert target["kind"] == "Deployment"
         assert target["name"] == hpa["metadata"]["name"]
+
+
+def cores(quantity: str) -> float:
+    return int(quantity[:-1]) / 1000 if quantity.endswith("m") else float(quantity)
+
+
+def test_the_prod_hpas_carry_the_peak_of_the_capacity_model(rendered: dict[str, Objects]) -> None:
+    """docs/capacity.md: at the HPA maxima, pods at their CPU target carry the estimated
+    peak of the app, and the workers' limits the high estimate of the pictures."""
+    objects = rendered["prod"]
+    hpas = by_kind(objects, "HorizontalPodAutoscaler")
+    for name, (at_target, at_limits) in {
+        "figachechnaya-app": (PEAK_APP_CORES, PEAK_APP_CORES),
+        "figachechnaya-worker": PEAK_WORKER_CORES,
+    }.items():
+        spec = hpas[name]["spec"]
+        resources = container_of(objects, "Deployment", name)["resources"]
+        ((metric,),) = [spec["metrics"]]
+        target = metric["resource"]["target"]["averageUtilization"] / 100
+        request, limit = cores(resources["requests"]["cpu"]), cores(resources["limits"]["cpu"])
+        assert spec["maxReplicas"] * request * target >= at_target, name
+        assert spec["maxReplicas"] * limit >= at_limits, name
+    assert hpas["figachechnaya-app"]["spec"]["minReplicas"] >= 3, "one app pod per zone"
+    assert hpas["figachechnaya-worker"]["spec"]["minReplicas"] >= 2
+
+
+@pytest.mark.parametrize("env", ["dev", "prod"])
+def test_database_connections_stay_within_the_users_limit(
+    rendered: dict[str, Objects], env: str, terraform_variables: dict[str, Any]
+) -> None:
+    """Every pod at its HPA maximum plus the rolling update's surge, each process with a
+    full pool, its overflow and one more (the group commit), and the migrate Job beside
+    them: within the connection limit terraform gives the environment's database user."""
+    objects = rendered[env]
+    hpas = by_kind(objects, "HorizontalPodAutoscaler")
+    used = {}
+    for name, deployment in by_kind(objects, "Deployment").items():
+        settings = container_settings(objects, container_of(objects, "Deployment", name))
+        per_process = (
+            int(settings["FIGA_DB_POOL_SIZE"]) + int(settings["FIGA_DB_POOL_OVERFLOW"]) + 1
+        )
+        surge = deployment["spec"]["strategy"]["rollingUpdate"]["maxSurge"]
+        assert isinstance(surge, int), f"{name}: a count, so that it adds up here"
+        used[name] = (hpas[name]["spec"]["maxReplicas"] + surge) * per_process
+    for name, job in by_kind(objects, "Job").items():
+        used[name] = job["spec"].get("parallelism", 1)  # alembic: one connection
+    limits = terraform_variables["database_connection_limits"]["default"]
+    assert sum(used.values()) <= limits[env], used
+    maximum = terraform_variables["postgresql_max_connections"]["default"]
+    assert sum(limits.values()) + RESERVED_CONNECTIONS <= maximum
 
 
 @pytest.mark.parametrize("env", ["dev", "prod"])
@@ -224,18 +424,14 @@ def test_network_policies_deny_by_default_and_open_only_what_is_needed(
 
 
 @pytest.mark.parametrize("env", ["dev", "prod"])
-def test_secrets_are_referenced_never_committed(
-    rendered: dict[str, Objects], env: str, repo: Path
-) -> None:
+def test_secrets_are_referenced_never_committed(rendered: dict[str, Objects], env: str) -> None:
     assert not by_kind(rendered[env], "Secret")
     for where, template in pod_templates(rendered[env]):
         for container in template["spec"]["containers"]:
             names = [s["secretRef"]["name"] for s in container["envFrom"] if "secretRef" in s]
             assert names == [SECRET_NAME], where
-    app_module = (repo / "terraform/modules/app/main.tf").read_text(encoding="utf-8")
-    assert f'name      = "{SECRET_NAME}"' in app_module, (
-        "terraform creates the Secret the pods name"
-    )
+            for variable_ in container.get("env", []):
+                assert "valueFrom" not in variable_ or "secretKeyRef" not in variable_["valueFrom"]
 
 
 @pytest.mark.parametrize("env", ["dev", "prod"])
@@ -249,6 +445,12 @@ def test_settings_are_real_settings_with_production_defaults(
             f"{name} is no setting of app/settings.py"
         )
     assert Settings.from_env(settings).kafka_idempotence is True
+    for where, template in pod_templates(rendered[env]):
+        for container in template["spec"]["containers"]:
+            own = container_settings(rendered[env], container)
+            for name in own:
+                assert not name.startswith(PREFIX) or name in known, f"{where}: {name}"
+            Settings.from_env(own)  # every container's values are valid together
     assert settings["FIGA_LOG_FORMAT"] == "json"
     bucket = re.fullmatch(r"s3://([^/]+)/.+", settings["FIGA_IMAGE_STORE_URL"])
     assert bucket is not None
@@ -306,8 +508,18 @@ def test_ingresses_serve_https_with_a_cert_manager_issuer(
             ((rule_host,),) = [[r["host"] for r in spec["rules"]]]
             assert tls_host == rule_host == expected_hosts[env], ingress["metadata"]["name"]
             assert spec["ingressClassName"] == "nginx"
+        # Defence in depth only (the public port serves no metrics): /metrics and below.
         denied = ingresses["figachechnaya-metrics-denied"]
-        assert denied["spec"]["rules"][0]["http"]["paths"][0]["path"] == "/metrics"
+        ((path,),) = [r["http"]["paths"] for r in denied["spec"]["rules"]]
+        assert (path["path"], path["pathType"]) == ("/metrics", "Prefix")
+        assert (
+            denied["metadata"]["annotations"]["nginx.ingress.kubernetes.io/denylist-source-range"]
+            == "0.0.0.0/0,::/0"
+        )
+        for ingress in ingresses.values():
+            for rule in ingress["spec"]["rules"]:
+                for backend in rule["http"]["paths"]:
+                    assert backend["backend"]["service"]["port"] == {"name": "http"}
 
 
 def test_cluster_issuers_use_lets_encrypt_over_the_ingress(rendered: dict[str, Objects]) -> None:

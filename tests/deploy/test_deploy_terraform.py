@@ -1,14 +1,19 @@
-"""terraform/: the Yandex Cloud footprint (issue 6 § Terraform).
+"""terraform/: the Yandex Cloud footprint (issue 6 § Terraform, issue 11).
 
 `terraform init`/`validate` need the providers from the registry, which is out
 of reach here; so the checks are what works offline: `terraform fmt`, a full
 parse of every file with python-hcl2, the module contract (variables and
 outputs documented), pinned providers, a remote state backend, and no secret
-written into the code.
+written into the code. And the platform's contract with the rest (issue 11):
+Terraform applies no release (CI does), makes each namespace's Secret, Kafka
+CA and CI deployer, gives that deployer exactly the access the rendered
+overlays need, and admits every database connection the overlays' HPA maxima
+may open.
 """
 
 from __future__ import annotations
 
+import math
 import re
 import subprocess
 from collections.abc import Iterator
@@ -16,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from app.settings import PREFIX, Settings
 
 TERRAFORM = Path(__file__).resolve().parents[2] / "terraform"
 TF_FILES = sorted(TERRAFORM.rglob("*.tf"))
@@ -125,3 +132,201 @@ def test_no_secret_is_written_in_the_code(path: Path, parse_hcl: Any) -> None:
 def test_the_kafka_topics_have_room_for_the_workers(terraform_variables: dict[str, Any]) -> None:
     topics = terraform_variables["kafka_topics"]["default"]
     assert topics == {"figachechnaya.images": 12, "figachechnaya.images.dev": 3}
+
+
+# --- one owner of the app: the platform here, the releases in CI (issue 11) ----------------
+
+NAMESPACE_MODULE = TERRAFORM / "modules" / "namespace" / "main.tf"
+SECRET_KEYS = {
+    "FIGA_DATABASE_URL", "FIGA_KAFKA_BOOTSTRAP_SERVERS", "FIGA_KAFKA_SASL_USERNAME",
+    "FIGA_KAFKA_SASL_PASSWORD", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "FIGA_SECRET_KEY",
+}  # fmt: skip
+# What the overlays may hold, as the API server names it: kind → (API group, resource).
+APPLIED_KINDS = {
+    "ConfigMap": ("", "configmaps"),
+    "Service": ("", "services"),
+    "ServiceAccount": ("", "serviceaccounts"),
+    "Deployment": ("apps", "deployments"),
+    "Job": ("batch", "jobs"),
+    "HorizontalPodAutoscaler": ("autoscaling", "horizontalpodautoscalers"),
+    "PodDisruptionBudget": ("policy", "poddisruptionbudgets"),
+    "Ingress": ("networking.k8s.io", "ingresses"),
+    "NetworkPolicy": ("networking.k8s.io", "networkpolicies"),
+    "ServiceMonitor": ("monitoring.coreos.com", "servicemonitors"),
+    "PrometheusRule": ("monitoring.coreos.com", "prometheusrules"),
+}
+APPLY_VERBS = {"get", "list", "watch", "create", "update", "patch"}
+# Read-only extras: `rollout status|undo` read ReplicaSets, a failed migration's log is shown.
+FOLLOW = {("apps", "replicasets"), ("", "pods"), ("", "pods/log")}
+
+
+def resources(path: Path, kind: str, parse_hcl: Any) -> dict[str, dict[str, Any]]:
+    return dict(blocks({"r": [r[kind] for r in parse_hcl(path)["resource"] if kind in r]}, "r"))
+
+
+def only(items: list[Any]) -> Any:
+    (item,) = items
+    return item
+
+
+def test_terraform_makes_the_platform_and_never_a_release(
+    parse_hcl: Any, terraform_variables: dict[str, Any]
+) -> None:
+    assert not (TERRAFORM / "modules" / "app").exists()
+    assert not {name for name in terraform_variables if "image" in name}, "CI picks the image"
+    for path in TF_FILES:
+        document = parse_hcl(path)
+        for where, value in literal_strings(document):
+            if not where.endswith(".description"):
+                assert "overlays" not in value, f"{relative(path)}{where}: an overlay is CI's job"
+        data = {kind for entry in document.get("data", []) for kind in entry}
+        assert "kustomization_overlay" not in data, relative(path)
+    main = parse_hcl(TERRAFORM / "main.tf")
+    platform = dict(blocks(main, "module"))["platform"]
+    assert platform["cluster_issuers"] == "${path.root}/../k8s/cluster"
+
+
+def test_each_namespace_gets_its_secret_kafka_ca_and_ci_deployer(
+    parse_hcl: Any, rendered: dict[str, list[dict[str, Any]]]
+) -> None:
+    main = parse_hcl(TERRAFORM / "main.tf")
+    (environments,) = [entry["environments"] for entry in main["locals"] if "environments" in entry]
+    for env, objects in rendered.items():
+        if env in environments:
+            namespaces = {o["metadata"].get("namespace") for o in objects}
+            assert namespaces == {environments[env]["namespace"]}, env
+    assert dict(blocks(main, "module"))["namespace"]["for_each"] == "${local.environments}"
+    (namespace,) = resources(NAMESPACE_MODULE, "kubernetes_namespace_v1", parse_hcl).values()
+    labels = only(namespace["metadata"])["labels"]
+    assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
+    secrets = resources(NAMESPACE_MODULE, "kubernetes_secret_v1", parse_hcl)
+    assert only(secrets["settings"]["metadata"])["name"] == "figachechnaya-secrets"
+    assert set(secrets["settings"]["data"]) == SECRET_KEYS
+    token = secrets["deployer_token"]
+    assert token["type"] == "kubernetes.io/service-account-token"
+    assert "kubernetes.io/service-account.name" in only(token["metadata"])["annotations"]
+    (ca,) = resources(NAMESPACE_MODULE, "kubernetes_config_map_v1", parse_hcl).values()
+    assert only(ca["metadata"])["name"] == "figachechnaya-kafka-ca"
+    assert set(ca["data"]) == {"ca.crt"}
+    (account,) = resources(NAMESPACE_MODULE, "kubernetes_service_account_v1", parse_hcl).values()
+    assert account["automount_service_account_token"] is False
+
+
+def test_the_kafka_ca_is_the_one_the_cloud_publishes(
+    parse_hcl: Any, terraform_variables: dict[str, Any]
+) -> None:
+    url = terraform_variables["kafka_ca_url"]["default"]
+    assert url == "https://storage.yandexcloud.net/cloud-certs/CA.pem"
+    assert terraform_variables["kafka_ca_certificate"]["default"] is None, "an override only"
+    main = parse_hcl(TERRAFORM / "main.tf")
+    (fetch,) = [entry["http"]["kafka_ca"] for entry in main["data"] if "http" in entry]
+    (postcondition,) = fetch["lifecycle"][0]["postcondition"]
+    assert "BEGIN CERTIFICATE" in postcondition["condition"]
+    namespace = dict(blocks(main, "module"))["namespace"]
+    assert namespace["kafka_ca_certificate"] == "${local.kafka_ca_certificate}"
+
+
+def role_rules(parse_hcl: Any) -> dict[tuple[str, str], set[str]]:
+    (role,) = resources(NAMESPACE_MODULE, "kubernetes_role_v1", parse_hcl).values()
+    assert "dynamic" not in role, "rules written out, so that they can be read and checked"
+    rules: dict[tuple[str, str], set[str]] = {}
+    for rule in role["rule"]:
+        for group in rule["api_groups"]:
+            for resource in rule["resources"]:
+                rules.setdefault((group, resource), set()).update(rule["verbs"])
+    return rules
+
+
+def test_the_ci_deployer_may_apply_the_overlays_and_nothing_more(
+    parse_hcl: Any, rendered: dict[str, list[dict[str, Any]]]
+) -> None:
+    rules = role_rules(parse_hcl)
+    for env in ("dev", "prod"):
+        for obj in rendered[env]:
+            where = f"{env}: {obj['kind']}/{obj['metadata']['name']}"
+            assert obj["kind"] in APPLIED_KINDS, f"{where}: the CI deployer may not apply it"
+            group, resource = APPLIED_KINDS[obj["kind"]]
+            api_group = obj["apiVersion"].rpartition("/")[0]
+            assert api_group == group, where
+            assert rules.get((group, resource), set()) >= APPLY_VERBS, where
+    assert set(rules) == set(APPLIED_KINDS.values()) | FOLLOW, "no access beyond the overlays"
+    for key in FOLLOW:
+        assert rules[key] == {"get", "list", "watch"}, key
+    deleters = {key for key, verbs in rules.items() if "delete" in verbs}
+    assert deleters == {("batch", "jobs")}, "only the migrate Job is replaced"
+    for (group, resource), verbs in rules.items():
+        assert "*" not in verbs | {group, resource}
+        assert not {"escalate", "bind", "impersonate"} & verbs
+
+
+def test_ci_gets_one_kubeconfig_per_environment(parse_hcl: Any) -> None:
+    outputs = dict(blocks(parse_hcl(TERRAFORM / "outputs.tf"), "output"))
+    kubeconfig = outputs["ci_kubeconfig"]
+    assert kubeconfig["sensitive"] is True
+    value = kubeconfig["value"]
+    assert "for env, namespace in module.namespace" in value
+    assert "namespace.deployer_token" in value
+    assert "namespace = namespace.namespace" in value
+    assert "module.kubernetes.endpoint" in value
+
+
+def connections_per_pod(deployment: dict[str, Any], settings: dict[str, str]) -> int:
+    """What one pod's process may open: pool + overflow, plus the app's group commit."""
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e["value"] for e in container.get("env", []) if "value" in e}
+    fields = Settings.model_fields
+
+    def setting(name: str) -> int:
+        default = fields[name].default
+        key = PREFIX + name.upper()
+        return int(env.get(key, settings.get(key, default)))
+
+    group_commit = 1 if deployment["metadata"]["name"] == "figachechnaya-app" else 0
+    return setting("db_pool_size") + setting("db_pool_overflow") + group_commit
+
+
+def surge(deployment: dict[str, Any], replicas: int) -> int:
+    """Extra pods a rolling update may start (Kubernetes' default: 25 %, rounded up)."""
+    strategy = deployment["spec"].get("strategy", {})
+    value = strategy.get("rollingUpdate", {}).get("maxSurge", "25%")
+    if isinstance(value, str) and value.endswith("%"):
+        return math.ceil(replicas * int(value[:-1]) / 100)
+    return int(value)
+
+
+@pytest.mark.parametrize("env", ["dev", "prod"])
+def test_the_database_admits_every_connection_the_environment_may_open(
+    env: str, rendered: dict[str, list[dict[str, Any]]], terraform_variables: dict[str, Any]
+) -> None:
+    objects = rendered[env]
+    (settings,) = [
+        o["data"] for o in objects
+        if o["kind"] == "ConfigMap" and o["metadata"]["name"].startswith("figachechnaya-settings")
+    ]  # fmt: skip
+    hpas = {
+        o["spec"]["scaleTargetRef"]["name"]: o
+        for o in objects if o["kind"] == "HorizontalPodAutoscaler"
+    }  # fmt: skip
+    budget = 1  # the migrate Job, which may still run while pods roll out
+    for deployment in (o for o in objects if o["kind"] == "Deployment"):
+        maximum = hpas[deployment["metadata"]["name"]]["spec"]["maxReplicas"]
+        pods = maximum + surge(deployment, maximum)
+        budget += pods * connections_per_pod(deployment, settings)
+    limits = terraform_variables["database_connection_limits"]["default"]
+    assert budget <= limits[env], (
+        f"{env} may open {budget} connections, its user allows {limits[env]}"
+    )
+
+
+def test_the_connection_limits_fit_the_database(
+    terraform_variables: dict[str, Any], parse_hcl: Any
+) -> None:
+    limits = terraform_variables["database_connection_limits"]["default"]
+    maximum = terraform_variables["postgresql_max_connections"]["default"]
+    assert sum(limits.values()) + 15 <= maximum
+    postgresql = TERRAFORM / "modules" / "postgresql" / "main.tf"
+    (user,) = resources(postgresql, "yandex_mdb_postgresql_user", parse_hcl).values()
+    assert user["conn_limit"] == "${var.connection_limits[each.key]}"
+    (cluster,) = resources(postgresql, "yandex_mdb_postgresql_cluster", parse_hcl).values()
+    config = only(cluster["config"])["postgresql_config"]
+    assert config["max_connections"] == "${var.max_connections}"

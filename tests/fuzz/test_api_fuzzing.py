@@ -35,6 +35,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         "FIGA_DATABASE_URL": f"sqlite+aiosqlite:///{folder / 'db.sqlite3'}",
         "FIGA_IMAGE_STORE_URL": str(folder / "images"),
         "FIGA_LOG_LEVEL": "WARNING",
+        "FIGA_METRICS_PORT": "0",  # no fixed port: another test's server may hold 9101
     }
     process = subprocess.Popen(
         [FIGACHECHNAYA, "serve", "--port", str(port)],

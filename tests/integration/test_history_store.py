@@ -225,7 +225,9 @@ async def test_pictures_pending_too_long_are_found_and_requeued_once(
 async def test_200_parallel_requests_through_the_api_store_200_and_count_200(
     postgres_url: str, app_client: AppClient, tmp_path: Path
 ) -> None:
-    settings = Settings(database_url=postgres_url, image_store_url=str(tmp_path / "images"))
+    settings = Settings(
+        database_url=postgres_url, image_store_url=str(tmp_path / "images"), metrics_port=0
+    )
     await upgrade_async(settings)
     client = await app_client(settings)
     answers = await asyncio.gather(

@@ -2,7 +2,8 @@
 
 After real traffic through a distributed stack (the app in the test's event
 loop on PostgreSQL, Kafka and S3, one real `figachechnaya worker` process),
-the app's `/metrics` and the worker's metrics port are scraped and parsed with
+the app's and the worker's operations ports (`/metrics`, apart from the public
+port, which serves no metrics under any spelling) are scraped and parsed with
 prometheus-client's own parser: every metric the Grafana dashboard and the
 alert rules name must be among the exposed samples, and the counters must have
 moved by exactly what the test did. Logs are read as a log collector reads
@@ -12,16 +13,19 @@ request's job, and no phrase (user input) above DEBUG.
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,8 +34,10 @@ import httpx
 import pytest
 import yaml
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from litestar.testing import AsyncTestClient
 from prometheus_client.parser import text_string_to_metric_families
 
+from app.asgi import create_app
 from app.settings import Settings
 from app.store.migrate import upgrade_async
 from tests.conftest import AppClient, figalize, wait_until
@@ -111,7 +117,7 @@ def label_values(samples: Samples, name: str, label: str) -> set[str]:
     return {dict(series)[label] for n, series in samples if n == name and label in dict(series)}
 
 
-async def scrape(client: Any, url: str = "/metrics") -> Samples:
+async def scrape(client: Any, url: str) -> Samples:
     response = await client.get(url)
     assert response.status_code == 200, response.text
     assert response.headers["content-type"].startswith("text/plain")
@@ -134,6 +140,13 @@ class Stack:
 @pytest.fixture
 def stack(stack_settings: Settings, s3_service: S3Service, tmp_path: Path) -> Stack:
     return Stack(stack_settings, s3_service, tmp_path)
+
+
+def with_metrics_port(settings: Settings) -> tuple[Settings, str]:
+    """The settings with a free operations port, and the URL of its `/metrics`."""
+    port = free_port()
+    settings = settings.model_copy(update={"metrics_port": port, "metrics_host": LOCALHOST})
+    return settings, f"http://{LOCALHOST}:{port}/metrics"
 
 
 @dataclass
@@ -177,6 +190,20 @@ def start_worker(stack: Stack) -> Iterator[Any]:
             worker.process.wait()
 
 
+@pytest.fixture
+async def stack_http() -> AsyncIterator[Any]:
+    """An HTTP client for the operations ports (made on demand, closed after the test)."""
+    clients: list[httpx.AsyncClient] = []
+
+    async def make() -> httpx.AsyncClient:
+        clients.append(httpx.AsyncClient(timeout=10))
+        return clients[-1]
+
+    yield make
+    for made in clients:
+        await made.aclose()
+
+
 async def statuses(client: Any, ids: list[str]) -> list[str]:
     return [(await client.get(f"/api/v2/figalizations/{i}")).json()["image"]["status"] for i in ids]
 
@@ -209,12 +236,14 @@ def test_dashboard_and_rules_name_only_figachechnaya_metrics_and_real_scrape_job
 
 
 async def test_after_real_traffic_every_charted_metric_is_exposed_and_has_moved(
-    stack: Stack, start_worker: Any, app_client: AppClient
+    stack: Stack, start_worker: Any, app_client: AppClient, stack_http: Any
 ) -> None:
-    client = await app_client(stack.settings)
+    settings, app_metrics = with_metrics_port(stack.settings)
+    client = await app_client(settings)
     worker = start_worker()
     schemes = [s["id"] for s in (await client.get("/api/v2/schemes")).json()][:2]
-    before = await scrape(client)
+    http = await stack_http()
+    before = await scrape(http, app_metrics)
 
     made = Counter({schemes[0]: 4, schemes[1]: 2})
     ids = [
@@ -232,22 +261,20 @@ async def test_after_real_traffic_every_charted_metric_is_exposed_and_has_moved(
     assert (await client.get(f"/r/{ids[0]}")).status_code == 200
     await wait_for_pictures(client, ids)
 
-    async with httpx.AsyncClient() as http:
+    async def worker_reported_every_picture_and_no_lag_left() -> bool:
+        exposed = await scrape(http, worker.metrics_url)
+        done = total(exposed, "figachechnaya_image_jobs_total", outcome="ready")
+        lag = "figachechnaya_consumer_lag"
+        return done == len(ids) and lag in names(exposed) and total(exposed, lag) == 0
 
-        async def worker_reported_every_picture_and_no_lag_left() -> bool:
-            exposed = await scrape(http, worker.metrics_url)
-            done = total(exposed, "figachechnaya_image_jobs_total", outcome="ready")
-            lag = "figachechnaya_consumer_lag"
-            return done == len(ids) and lag in names(exposed) and total(exposed, lag) == 0
-
-        await wait_until(worker_reported_every_picture_and_no_lag_left, within=20)
-        from_worker = await scrape(http, worker.metrics_url)
+    await wait_until(worker_reported_every_picture_and_no_lag_left, within=20)
+    from_worker = await scrape(http, worker.metrics_url)
 
     async def app_measured_an_empty_outbox() -> bool:  # the relay measures once a second
-        return total(await scrape(client), "figachechnaya_outbox_backlog") == 0
+        return total(await scrape(http, app_metrics), "figachechnaya_outbox_backlog") == 0
 
     await wait_until(app_measured_an_empty_outbox, within=10)
-    after = await scrape(client)
+    after = await scrape(http, app_metrics)
 
     # Every name the dashboard and both rule files use is exposed by the app or the worker.
     exposed = names(after) | names(from_worker)
@@ -287,12 +314,55 @@ async def test_after_real_traffic_every_charted_metric_is_exposed_and_has_moved(
     assert partitions <= {"0", "1", "2", "3"}  # the test topic's partitions
 
 
-async def test_a_scrape_does_not_count_itself_in_flight(client: Any) -> None:
-    assert total(await scrape(client), "figachechnaya_http_requests_in_flight") == 0
+async def test_a_scrape_is_not_a_request_of_the_public_port(
+    local_settings: Settings, app_client: AppClient, stack_http: Any
+) -> None:
+    settings, app_metrics = with_metrics_port(local_settings)
+    client = await app_client(settings)
+    http = await stack_http()
+    before = await scrape(http, app_metrics)
+    assert (await client.get("/healthz")).status_code == 200
+    after = await scrape(http, app_metrics)
+    assert total(after, "figachechnaya_http_requests_in_flight") == 0
+    requests = "figachechnaya_http_requests_total"
+    assert delta(after, before, requests) == 1  # the /healthz, and no scrape
+    assert delta(after, before, requests, route="/healthz", status="200") == 1
+
+
+def operations_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith("operations-port-")]
+
+
+async def test_apps_started_one_after_another_reuse_the_metrics_port_and_leave_no_thread(
+    local_settings: Settings, stack_http: Any
+) -> None:
+    """The operations port lives exactly as long as the app's lifespan."""
+    settings, app_metrics = with_metrics_port(local_settings)
+    http = await stack_http()
+    threads_before = len(operations_threads())
+    for _ in range(3):
+        async with AsyncTestClient(app=create_app(settings)) as client:
+            assert (await client.get("/healthz")).status_code == 200
+            assert "figachechnaya_http_requests_total" in names(await scrape(http, app_metrics))
+        assert len(operations_threads()) == threads_before
+        with pytest.raises(httpx.ConnectError):
+            await http.get(app_metrics)
+
+
+async def test_an_app_whose_metrics_port_is_taken_does_not_start(local_settings: Settings) -> None:
+    settings, _ = with_metrics_port(local_settings)
+    taken = socket.create_server((LOCALHOST, settings.metrics_port))
+    try:
+        with pytest.raises(ExceptionGroup) as refused:  # the test client's task group
+            async with AsyncTestClient(app=create_app(settings)):
+                pass
+        assert refused.group_contains(OSError, match="in use")
+    finally:
+        taken.close()
 
 
 async def test_the_outbox_backlog_gauge_counts_jobs_waiting_for_an_unreachable_broker(
-    postgres_url: str, app_client: AppClient, tmp_path: Path
+    postgres_url: str, app_client: AppClient, tmp_path: Path, stack_http: Any
 ) -> None:
     settings = Settings(
         database_url=postgres_url,
@@ -301,13 +371,15 @@ async def test_the_outbox_backlog_gauge_counts_jobs_waiting_for_an_unreachable_b
         image_store_url=str(tmp_path / "images"),
     )
     await upgrade_async(settings)
+    settings, app_metrics = with_metrics_port(settings)
     client = await app_client(settings)
+    http = await stack_http()
     for n in range(3):
         await figalize(client, f"Машина номер {n}")
     assert (await client.get("/readyz")).json()["outbox_backlog"] == 3
 
     async def gauge_shows_the_backlog() -> bool:
-        return total(await scrape(client), "figachechnaya_outbox_backlog") == 3
+        return total(await scrape(http, app_metrics), "figachechnaya_outbox_backlog") == 3
 
     await wait_until(gauge_shows_the_backlog, within=5)
 
@@ -398,6 +470,7 @@ def serve_once(tmp_path: Path) -> ServedLog:
         image_store_url=str(tmp_path / "images"),
         log_format="json",
         log_level="INFO",
+        metrics_port=0,
     )
     port = free_port()
     log_path = tmp_path / "serve.log"
@@ -472,3 +545,73 @@ def test_the_in_process_worker_logs_the_picture_with_its_request_id(served_log: 
         e for e in served_log.entries if e["message"] == f"picture {served_log.drawn} ready"
     ]
     assert picture["request_id"] == served_log.request_ids[0]
+
+
+# --- the served app's two ports: metrics never on the public one ------------------------------
+
+# What a proxy that blocks only the exact path `/metrics` lets through, and the path itself.
+METRICS_SPELLINGS = ["/metrics", "/metrics/", "//metrics", "/metrics?x=1", "/METRICS"]
+
+
+@dataclass
+class ServedPorts:
+    public: int
+    metrics: int
+
+
+def status_of(port: int, raw_path: str) -> tuple[int, str]:
+    """GET with the path sent byte for byte (an HTTP client library would normalize it)."""
+    connection = http.client.HTTPConnection(LOCALHOST, port, timeout=10)
+    try:
+        connection.request("GET", raw_path)
+        response = connection.getresponse()
+        return response.status, response.read().decode("utf-8", "replace")
+    finally:
+        connection.close()
+
+
+@pytest.fixture(scope="module")
+def served_ports(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedPorts]:
+    """`figachechnaya serve` (single-process mode) with its operations port on a free port."""
+    folder = tmp_path_factory.mktemp("ports")
+    ports = ServedPorts(public=free_port(), metrics=free_port())
+    settings = Settings(
+        database_url=f"sqlite+aiosqlite:///{folder / 'figachechnaya.sqlite3'}",
+        image_store_url=str(folder / "images"),
+        metrics_port=ports.metrics,
+        metrics_host=LOCALHOST,
+    )
+    process = subprocess.Popen(
+        [FIGACHECHNAYA, "serve", "--host", LOCALHOST, "--port", str(ports.public)],
+        env={**os.environ, **settings_env(settings)},
+        stdout=(folder / "serve.log").open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        with httpx.Client(base_url=f"http://{LOCALHOST}:{ports.public}", timeout=10) as http:
+            wait_for_health(http, process)
+        yield ports
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)
+
+
+@pytest.mark.parametrize("raw_path", METRICS_SPELLINGS)
+def test_the_public_port_serves_no_metrics_under_any_spelling(
+    served_ports: ServedPorts, raw_path: str
+) -> None:
+    status, body = status_of(served_ports.public, raw_path)
+    assert status == 404, body
+    assert "figachechnaya_" not in body
+
+
+@pytest.mark.parametrize("raw_path", METRICS_SPELLINGS)
+def test_the_metrics_port_serves_the_metrics(served_ports: ServedPorts, raw_path: str) -> None:
+    status, body = status_of(served_ports.metrics, raw_path)
+    assert status == 200
+    assert "figachechnaya_http_requests_total" in names(parse(body))
+
+
+def test_the_metrics_port_serves_nothing_else(served_ports: ServedPorts) -> None:
+    for raw_path in ("/", "/healthz", "/readyz", "/api/v2/schemes"):
+        assert status_of(served_ports.metrics, raw_path)[0] == 404, raw_path

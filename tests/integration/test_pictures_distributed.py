@@ -213,7 +213,7 @@ async def test_storage_failing_marks_the_picture_failed_and_does_not_block_the_p
     client = await app_client(stack.settings)
     stack.s3.stop()
     ready = await client.get("/readyz")
-    assert ready.status_code == 503
+    assert ready.status_code == 200  # ready all the same: pictures wait, the page serves
     assert ready.json()["images"]["ok"] is False
     workers.start(FIGA_IMAGE_MAX_ATTEMPTS="2")
     doomed = (await figalize(client, "Велосипед"))["id"]

@@ -34,8 +34,13 @@ SAMPLES: dict[str, tuple[str, object]] = {
     "db_timeout_seconds": ("1.5", 1.5),
     "log_format": ("json", "json"),
     "log_level": ("DEBUG", "DEBUG"),
+    "metrics_port": ("9200", 9200),
+    "metrics_host": ("0.0.0.0", "0.0.0.0"),  # noqa: S104 - a value read, nothing bound
     "worker_metrics_port": ("0", 0),
     "worker_metrics_host": ("10.0.0.7", "10.0.0.7"),
+    "worker_stall_seconds": ("2.5", 2.5),
+    "db_pool_size": ("4", 4),
+    "db_pool_overflow": ("0", 0),
     "rate_limit_per_minute": ("60", 60),
     "kafka_session_timeout_ms": ("6000", 6000),
     "kafka_heartbeat_interval_ms": ("500", 500),
@@ -71,6 +76,18 @@ def test_the_default_phrase_limit_is_200_and_the_page_polls_every_2_seconds() ->
 
 def test_production_defaults_keep_the_idempotent_producer_on() -> None:
     assert Settings.from_env({}).kafka_idempotence is True
+
+
+def test_the_operations_ports_default_to_9101_for_the_app_and_9100_for_the_worker() -> None:
+    settings = Settings.from_env({})
+    assert (settings.metrics_host, settings.metrics_port) == ("127.0.0.1", 9101)
+    assert (settings.worker_metrics_host, settings.worker_metrics_port) == ("127.0.0.1", 9100)
+    assert settings.worker_stall_seconds == 60.0
+
+
+def test_each_process_pools_10_connections_and_10_more_under_load_by_default() -> None:
+    settings = Settings.from_env({})
+    assert (settings.db_pool_size, settings.db_pool_overflow) == (10, 10)
 
 
 # Reading variables
@@ -185,6 +202,10 @@ def test_secrets_are_not_shown_when_settings_are_printed() -> None:
         ("FIGA_KAFKA_SASL_MECHANISM", "GSSAPI"),  # needs more than a user and a password
         ("FIGA_LOG_LEVEL", "LOUD"),
         ("FIGA_WORKER_METRICS_PORT", "70000"),
+        ("FIGA_METRICS_PORT", "-1"),
+        ("FIGA_WORKER_STALL_SECONDS", "0"),
+        ("FIGA_DB_POOL_SIZE", "0"),
+        ("FIGA_DB_POOL_OVERFLOW", "-1"),
         ("FIGA_RATE_LIMIT_PER_MINUTE", "-1"),
     ],
     ids=lambda value: value or "empty",
@@ -246,9 +267,16 @@ def test_the_worker_without_kafka_is_refused() -> None:
 
 def test_more_than_one_server_process_needs_a_shared_secret_key() -> None:
     with pytest.raises(SettingsError, match="FIGA_SECRET_KEY must be set to run 4 server"):
-        Settings().refuse_unsafe("serve", server_processes=4)
-    Settings(secret_key="shared").refuse_unsafe("serve", server_processes=4)
+        Settings(metrics_port=0).refuse_unsafe("serve", server_processes=4)
+    Settings(secret_key="shared", metrics_port=0).refuse_unsafe("serve", server_processes=4)
     Settings().refuse_unsafe("serve", server_processes=1)
+
+
+def test_more_than_one_server_process_with_a_metrics_port_is_refused() -> None:
+    """The processes would fight for the one port, and a scrape would see one of them."""
+    with pytest.raises(SettingsError, match=r"FIGA_METRICS_PORT=9101 .* --workers 2 .*replicas"):
+        Settings(secret_key="shared").refuse_unsafe("serve", server_processes=2)
+    Settings(secret_key="shared", metrics_port=0).refuse_unsafe("serve", server_processes=2)
 
 
 @pytest.mark.parametrize("command", ["serve", "worker"])
@@ -277,11 +305,12 @@ def test_kafka_with_a_picture_folder_served_elsewhere_starts() -> None:
 @pytest.mark.parametrize(
     ("argv", "variables", "named"),
     [
-        (["serve", "--workers", "2"], {}, "FIGA_SECRET_KEY"),
+        (["serve", "--workers", "2"], {"FIGA_METRICS_PORT": "0"}, "FIGA_SECRET_KEY"),
+        (["serve", "--workers", "2"], {"FIGA_SECRET_KEY": "shared"}, "FIGA_METRICS_PORT"),
         (["worker"], {}, "FIGA_KAFKA_BOOTSTRAP_SERVERS"),
         (["serve"], {"FIGA_KAFKA_BOOTSTRAP_SERVERS": "kafka:9092"}, "FIGA_DATABASE_URL"),
     ],
-    ids=["serve-workers-2", "worker", "serve-kafka-sqlite"],
+    ids=["serve-workers-2", "serve-workers-2-metrics", "worker", "serve-kafka-sqlite"],
 )
 def test_the_cli_refuses_before_starting_anything_and_exits_2(
     argv: list[str],

@@ -2,7 +2,9 @@
 # addresses only, backups kept a week, deletion protection on. Each
 # environment owns a database and a user with a generated password that
 # only the Terraform state (an encrypted, private bucket) and the
-# Kubernetes Secret ever hold.
+# Kubernetes Secret ever hold, and a connection limit: the apps connect on
+# 6432 through the managed pooler (Odyssey, session mode), one server
+# connection per client connection, so the limits add up to max_connections.
 
 resource "yandex_mdb_postgresql_cluster" "this" {
   name                = var.name
@@ -19,6 +21,12 @@ resource "yandex_mdb_postgresql_cluster" "this" {
       resource_preset_id = var.preset
       disk_type_id       = "network-ssd"
       disk_size          = var.disk_size
+    }
+
+    # Stated, not left to the host class's default: the users' conn_limit
+    # and docs/capacity.md's connection budget are written against it.
+    postgresql_config = {
+      max_connections = var.max_connections
     }
 
     backup_retain_period_days = 7
@@ -65,7 +73,7 @@ resource "yandex_mdb_postgresql_user" "this" {
   cluster_id = yandex_mdb_postgresql_cluster.this.id
   name       = each.value
   password   = random_password.user[each.key].result
-  conn_limit = 50
+  conn_limit = var.connection_limits[each.key]
 }
 
 resource "yandex_mdb_postgresql_database" "this" {

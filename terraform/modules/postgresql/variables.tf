@@ -40,6 +40,21 @@ variable "databases" {
   type        = map(string)
 }
 
+variable "max_connections" {
+  description = "max_connections of every host."
+  type        = number
+}
+
+variable "connection_limits" {
+  description = "Environment => connection limit of its user (keys as in databases)."
+  type        = map(number)
+
+  validation {
+    condition     = alltrue([for limit in values(var.connection_limits) : limit > 0])
+    error_message = "Every connection limit must be positive."
+  }
+}
+
 variable "labels" {
   description = "Labels of every resource."
   type        = map(string)

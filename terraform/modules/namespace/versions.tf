@@ -3,9 +3,6 @@ terraform {
     kubernetes = {
       source = "hashicorp/kubernetes"
     }
-    kustomization = {
-      source = "kbst/kustomization"
-    }
     random = {
       source = "hashicorp/random"
     }

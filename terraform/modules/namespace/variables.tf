@@ -1,20 +1,5 @@
 variable "namespace" {
-  description = "Namespace of the overlay (set by its kustomization.yaml)."
-  type        = string
-}
-
-variable "overlay_path" {
-  description = "Kustomize overlay to apply (k8s/overlays/<env>)."
-  type        = string
-}
-
-variable "image_repository" {
-  description = "Registry path of the image."
-  type        = string
-}
-
-variable "image_tag" {
-  description = "Image tag to run."
+  description = "Namespace of the environment (the overlay's `namespace:`)."
   type        = string
 }
 
@@ -38,6 +23,11 @@ variable "kafka_password" {
   description = "FIGA_KAFKA_SASL_PASSWORD."
   type        = string
   sensitive   = true
+}
+
+variable "kafka_ca_certificate" {
+  description = "PEM root CA of the managed Kafka's brokers (ca.crt of the figachechnaya-kafka-ca ConfigMap)."
+  type        = string
 }
 
 variable "s3_access_key_id" {
