@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import signal
 import sys
@@ -79,9 +80,14 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         load_catalogue(settings.schemes_file)  # fail here with one line, not in every worker
         uvicorn.run("app.main:app", workers=args.workers, **server)
     else:
-        app = create_app(settings)
-        tune_garbage_collector()  # after the app is built: its objects are frozen too
-        uvicorn.run(app, **server)
+        config = uvicorn.Config(create_app(settings), **server)
+        config.load()  # imports the event loop and protocol modules uvicorn will serve with
+        tune_garbage_collector()  # after the app and the server are built: frozen too
+        uvicorn_server = uvicorn.Server(config)
+        with contextlib.suppress(KeyboardInterrupt):
+            uvicorn_server.run()
+        if not uvicorn_server.started:  # the port was taken or the app's start-up failed (logged)
+            return 3  # uvicorn's own status for a failed start-up
     return 0
 
 
