@@ -54,7 +54,7 @@ class OperationsPort:
         self._server = server
         self._thread = threading.Thread(
             target=server.serve_forever,
-            kwargs={"poll_interval": 0.2},
+            kwargs={"poll_interval": 0.5},  # how soon stop() is noticed; idle wake-ups cost CPU
             name=f"operations-port-{self.port}",
             daemon=True,
         )

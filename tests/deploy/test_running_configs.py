@@ -1,0 +1,297 @@
+"""The compose stack's proxy and Prometheus configs, run by Debian's real servers.
+
+nginx serves deploy/nginx/nginx.conf in front of a real `figachechnaya serve`;
+Prometheus scrapes it with deploy/prometheus/prometheus.yml and evaluates rules/.
+Each config is the project's file with the substitutions (and reasons) listed at
+its fixture, the rest as written; the app is compose's `app` with the overrides
+listed at its fixture (one process on SQLite, its pictures in the test S3 server).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, NamedTuple
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+import yaml
+
+from tests.services.ports import LOCALHOST, free_port
+from tests.services.processes import ServerProcess
+from tests.services.s3 import S3Service
+
+REPO = Path(__file__).resolve().parents[2]
+NGINX_CONF = REPO / "deploy" / "nginx" / "nginx.conf"
+PROMETHEUS_YML = REPO / "deploy" / "prometheus" / "prometheus.yml"
+RULES = REPO / "deploy" / "prometheus" / "rules"
+BUCKET = "figachechnaya"  # compose: FIGA_IMAGE_STORE_URL=s3://figachechnaya/images
+NGINX_REQUEST_ID = re.compile(r"[0-9a-f]{32}")  # nginx's $request_id; the app's own ids are 24
+
+
+class App(NamedTuple):
+    url: str
+    metrics_port: int
+    process: ServerProcess
+
+
+def answers_ok(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+@contextmanager
+def running(name: str, argv: list[str], tmp: Path, ready_url: str, **kw: Any) -> Iterator[Any]:
+    """A server process, stopped on the way out whatever happened; ready when `ready_url` is 200."""
+    server = ServerProcess(name, argv, tmp / f"{name}.log", **kw)
+    try:
+        server.spawn()
+        server.wait_ready(lambda: answers_ok(ready_url), timeout=30, what=f"200 from {ready_url}")
+        yield server
+    finally:
+        server.stop()
+
+
+def substituted(text: str, substitutions: list[tuple[str, str, str]]) -> str:
+    """`text` with each (old, new, why) applied; each `old` must occur exactly once."""
+    for old, new, why in substitutions:
+        assert text.count(old) == 1, f"{old!r} ({why}) is not in the file once: update the test"
+        text = text.replace(old, new)
+    return text
+
+
+def eventually(check: Callable[[], None], within: float = 60.0) -> None:
+    """Run `check` until it stops failing; after `within` seconds its failure is the test's."""
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            check()
+            return
+        except (AssertionError, httpx.HTTPError):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
+@pytest.fixture
+def ports() -> dict[str, int]:
+    chosen = {name: free_port() for name in ("app", "metrics", "nginx", "prometheus", "dead")}
+    assert len(set(chosen.values())) == len(chosen), chosen
+    return chosen
+
+
+@pytest.fixture
+def pictures(s3_service: S3Service) -> Iterator[S3Service]:
+    """Compose's bucket on the S3 server, its images/ readable by anyone, as minio-init sets up."""
+    s3_service.ensure_running()
+    filesystem = s3_service.filesystem()
+    created = not filesystem.exists(BUCKET)
+    if created:
+        filesystem.mkdir(BUCKET)
+    # `mc anonymous set download local/figachechnaya/images` (moto would not need it; MinIO does)
+    read = {"Effect": "Allow", "Principal": {"AWS": ["*"]}, "Action": ["s3:GetObject"]}
+    read["Resource"] = [f"arn:aws:s3:::{BUCKET}/images/*"]
+    policy = json.dumps({"Version": "2012-10-17", "Statement": [read]})
+    filesystem.call_s3("put_bucket_policy", Bucket=BUCKET, Policy=policy)
+    try:
+        yield s3_service
+    finally:
+        if created:
+            s3_service.delete_bucket(BUCKET)
+
+
+@pytest.fixture
+def app(
+    compose: dict[str, Any], pictures: S3Service, ports: dict[str, int], tmp_path: Path
+) -> Iterator[App]:
+    """`figachechnaya serve` as compose's `app` service runs it (${X:-default} → default)."""
+    service = compose["services"]["app"]
+    unset = re.compile(r"\$\{\w+:-([^}]*)\}")  # ${NAME:-default} without an .env: the default
+    env = {name: unset.sub(r"\1", value) for name, value in service["environment"].items()}
+    del env["FIGA_KAFKA_BOOTSTRAP_SERVERS"]  # `serve` queues and draws the pictures itself
+    overrides = {
+        # One process on SQLite: what nginx and Prometheus see does not depend on it.
+        "FIGA_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'figachechnaya.sqlite3'}",
+        "FIGA_S3_ENDPOINT_URL": pictures.endpoint_url,  # the test S3 server in MinIO's place
+        **pictures.credentials_environment(),  # and its credentials
+        "FIGA_IMAGE_PUBLIC_BASE_URL": f"http://{LOCALHOST}:{ports['nginx']}/images",
+        "FIGA_METRICS_PORT": str(ports["metrics"]),  # a free port instead of 9101
+        "FIGA_METRICS_HOST": LOCALHOST,  # instead of 0.0.0.0
+        "FIGA_WORKER_METRICS_HOST": LOCALHOST,  # instead of 0.0.0.0 (`serve` opens none)
+    }
+    assert set(overrides) <= set(env), "an override would add a variable compose does not set"
+    env |= overrides | {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
+    # ["serve", "--host", "0.0.0.0", "--port", "8000"]: loopback, and a free port.
+    loopback = {"0.0.0.0": LOCALHOST, "8000": str(ports["app"])}  # noqa: S104
+    argv = [str(Path(sys.executable).parent / "figachechnaya")]
+    argv += [loopback.get(arg, arg) for arg in service["command"]]
+    url = f"http://{LOCALHOST}:{ports['app']}"
+    with running("app", argv, tmp_path, f"{url}/healthz", env=env) as process:
+        yield App(url, ports["metrics"], process)
+
+
+@pytest.fixture
+def nginx(
+    tool: Any, app: App, pictures: S3Service, ports: dict[str, int], tmp_path: Path
+) -> Iterator[str]:
+    """Debian's nginx with the proxy's config, run as the image runs it (`daemon off;`)."""
+    binary = tool("nginx", "apt-get install -y nginx (Debian's nginx runs the proxy's config)")
+    s3 = urlsplit(pictures.endpoint_url)  # nginx.conf proxies to MinIO over plain HTTP
+    config = substituted(
+        NGINX_CONF.read_text(encoding="utf-8"),
+        [
+            ("pid /tmp/nginx.pid;", f"pid {tmp_path}/nginx.pid;", "this test's file"),
+            ("resolver 127.0.0.11 valid=10s ipv6=off;", "", "Docker's DNS; no names below"),
+            # `resolve` (nginx >= 1.27.3, Debian has 1.22) re-reads Docker's DNS for replicas.
+            ("server app:8000 resolve;", f"server {LOCALHOST}:{ports['app']};", "the app"),
+            ("server minio:9000 resolve;", f"server {s3.netloc};", "the test S3 server"),
+            ("listen 8080;", f"listen {LOCALHOST}:{ports['nginx']};", "a free loopback port"),
+        ],
+    )  # access_log /dev/stdout and error_log /dev/stderr land in nginx.log of tmp_path
+    path = tmp_path / "nginx.conf"
+    path.write_text(config, encoding="utf-8")
+    url = f"http://{LOCALHOST}:{ports['nginx']}"
+    argv = [binary, "-c", str(path), "-g", "daemon off;"]  # the image's CMD, with this file
+    with running("nginx", argv, tmp_path, f"{url}/healthz"):  # compose's healthcheck for it
+        yield url
+
+
+def test_nginx_proxies_the_app_with_its_request_id_and_no_metrics(nginx: str, app: App) -> None:
+    with httpx.Client(base_url=nginx, timeout=10) as http:
+        page = http.get("/", headers={"X-Request-ID": "chosen-by-the-client"})
+        assert page.status_code == 200, page.text
+        assert "Отфигачить" in page.text
+        assert NGINX_REQUEST_ID.fullmatch(page.headers["x-request-id"]), page.headers
+        created = http.post("/api/v2/figalizations", json={"phrase": "Велосипед"})
+        assert created.status_code == 201, created.text
+        assert created.json()["result"] == "Фигосипед"
+        request_id, figalization_id = created.headers["x-request-id"], created.json()["id"]
+        assert NGINX_REQUEST_ID.fullmatch(request_id), request_id
+        assert request_id != page.headers["x-request-id"]
+        done: dict[str, Any] = {}
+
+        def drawn() -> None:
+            done.update(http.get(f"/api/v2/figalizations/{figalization_id}").json())
+            assert done["image"]["status"] == "ready", done
+
+        eventually(drawn, within=30)
+        assert done["image"]["url"] == f"{nginx}/api/v2/figalizations/{figalization_id}/image"
+        redirect = http.get(f"/api/v2/figalizations/{figalization_id}/image")
+        assert redirect.status_code == 302, redirect.text
+        assert redirect.headers["location"] == f"{nginx}/images/{figalization_id}.png"
+        picture = http.get(redirect.headers["location"])  # from the bucket, through nginx
+        assert picture.status_code == 200, picture.text
+        assert picture.headers["content-type"] == "image/png"
+        assert picture.content.startswith(b"\x89PNG\r\n\x1a\n")
+        for path in ("/metrics", "/metrics/", "//metrics"):
+            answer = http.get(f"{nginx}{path}")
+            assert answer.request.url.raw_path == path.encode()
+            assert answer.status_code == 404, f"{path}: {answer.status_code} {answer.text[:200]}"
+    # The id nginx made is the one the app logs, for the request and for its picture job.
+    lines = app.process.log_path.read_text(encoding="utf-8").splitlines()
+    ours = [json.loads(x) for x in lines if x.startswith("{") and figalization_id in x]  # json
+    ids = {e["message"].split(" (")[0]: e["request_id"] for e in ours}
+    stored, ready = f"figalization {figalization_id} stored", f"picture {figalization_id} ready"
+    assert ids == {stored: request_id, ready: request_id}, app.process.log_tail()
+
+
+def test_nginx_serves_the_bucket_images_prefix_read_only(nginx: str, pictures: S3Service) -> None:
+    key = f"check-{uuid.uuid4().hex}.png"
+    body = b"\x89PNG\r\n\x1a\n" + uuid.uuid4().bytes
+    filesystem = pictures.filesystem()
+    filesystem.pipe_file(f"{BUCKET}/images/{key}", body)
+    with httpx.Client(base_url=nginx, timeout=10) as http:
+        served = http.get(f"/images/{key}")
+        assert served.status_code == 200, served.text
+        assert served.content == body
+        for method in ("PUT", "POST", "DELETE"):
+            refused = http.request(method, f"/images/{key}", content=b"overwritten")
+            assert refused.status_code == 403, f"{method}: {refused.status_code}"
+    assert filesystem.cat_file(f"{BUCKET}/images/{key}") == body
+    filesystem.rm_file(f"{BUCKET}/images/{key}")
+
+
+def target_of(job: dict[str, Any]) -> str:
+    """The job's one target as the file names it (`app:9101`), its discovery removed."""
+    if "dns_sd_configs" in job:
+        (discovery,) = job.pop("dns_sd_configs")
+        (name,) = discovery["names"]
+        return f"{name}:{discovery['port']}"
+    ((target,),) = [static["targets"] for static in job.pop("static_configs")]
+    return str(target)
+
+
+@pytest.fixture
+def prometheus(
+    tool: Any, compose: dict[str, Any], app: App, ports: dict[str, int], tmp_path: Path
+) -> Iterator[str]:
+    """Debian's Prometheus with compose's flags and config, but for the targets and paths."""
+    binary = tool("prometheus", "apt-get install -y prometheus")
+    config = yaml.safe_load(PROMETHEUS_YML.read_text(encoding="utf-8"))
+    assert config["rule_files"] == ["/etc/prometheus/rules/*.yml"]  # compose mounts rules/ there
+    config["rule_files"] = [f"{RULES}/*.yml"]
+    # Docker's DNS names each replica; here one, on loopback (DNS SD never reads /etc/hosts).
+    targets = {
+        "app:9101": f"{LOCALHOST}:{app.metrics_port}",
+        "worker:9100": f"{LOCALHOST}:{ports['dead']}",  # no worker: nothing listens there
+        "localhost:9090": f"{LOCALHOST}:{ports['prometheus']}",
+    }
+    for job in config["scrape_configs"]:
+        job["static_configs"] = [{"targets": [targets.pop(target_of(job))]}]
+    assert not targets, f"targets no longer in prometheus.yml: {targets}"
+    path = tmp_path / "prometheus.yml"
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    command = compose["services"]["prometheus"]["command"]  # its paths in tmp_path, on loopback
+    paths = {
+        "--config.file=/etc/prometheus/prometheus.yml": f"--config.file={path}",
+        "--storage.tsdb.path=/prometheus": f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+    }
+    assert set(paths) <= set(command), command
+    address = f"{LOCALHOST}:{ports['prometheus']}"
+    argv = [binary, *(paths.get(flag, flag) for flag in command), f"--web.listen-address={address}"]
+    with running("prometheus", argv, tmp_path, f"http://{address}/-/ready"):
+        yield f"http://{address}"
+
+
+def alert_names() -> set[str]:
+    documents = [yaml.safe_load(path.read_text(encoding="utf-8")) for path in RULES.glob("*.yml")]
+    groups = [group for document in documents for group in document["groups"]]
+    return {rule["alert"] for group in groups for rule in group["rules"]}
+
+
+def test_prometheus_scrapes_the_app_and_evaluates_the_rules(prometheus: str, app: App) -> None:
+    figalized = httpx.post(f"{app.url}/api/v2/figalizations", json={"phrase": "Велосипед"})
+    assert figalized.status_code == 201, figalized.text
+
+    def api(path: str, **params: str) -> Any:
+        answer = httpx.get(f"{prometheus}/api/v1/{path}", params=params, timeout=5).json()
+        assert answer["status"] == "success", answer
+        return answer["data"]
+
+    def scraped() -> None:
+        up = {r["metric"]["job"]: r["value"][1] for r in api("query", query="up")["result"]}
+        assert up == {"figachechnaya-app": "1", "figachechnaya-worker": "0", "prometheus": "1"}
+        ours = api("query", query='figachechnaya_figalizations_total{job="figachechnaya-app"}')
+        assert ours["result"], "no sample of the app's figachechnaya_figalizations_total"
+
+    def evaluated() -> None:
+        groups = api("rules")["groups"]
+        rules = {rule["name"]: rule for group in groups for rule in group["rules"]}
+        assert set(rules) == alert_names()
+        assert {name: r["health"] for name, r in rules.items() if r["health"] != "ok"} == {}
+        # The dead worker target: its alerts wait out their `for:`; the app's stay quiet.
+        assert rules["FigachechnayaTargetDown"]["state"] == "pending"
+        assert rules["FigachechnayaNoWorkers"]["state"] == "pending"
+        assert rules["FigachechnayaAppDown"]["state"] == "inactive"
+
+    eventually(scraped)
+    eventually(evaluated)
