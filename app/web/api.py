@@ -200,9 +200,9 @@ def _decode(body: bytes) -> FigalizationRequest:
         raise ValidationException('the body must be a JSON object: {"phrase": "…"}')
     try:
         return _DECODER.decode(body)
-    except msgspec.ValidationError as error:  # e.g. "Expected `str`, got `int` - at `$.phrase`"
-        raise ValidationException(str(error)) from error
-    except msgspec.DecodeError as error:  # e.g. "JSON is malformed: invalid character (byte 4)"
+    # Malformed JSON ("JSON is malformed: invalid character (byte 4)") and, a subclass,
+    # the wrong shape ("Expected `str`, got `int` - at `$.phrase`").
+    except msgspec.DecodeError as error:
         raise ValidationException(str(error)) from error
 
 

@@ -39,6 +39,10 @@ class Readiness(msgspec.Struct):
     outbox_backlog: int | None
 
 
+# The database, the queue, the image store, and the outbox backlog (None when unknown).
+Dependencies = tuple[DependencyState, DependencyState, DependencyState, int | None]
+
+
 @dataclass
 class ReadinessProbe:
     """Ready while serving (between `start_serving` and `stop_serving`, which the app's
@@ -47,7 +51,7 @@ class ReadinessProbe:
 
     health: Health
     serving: bool = False
-    _cached: tuple[float, Readiness] | None = field(default=None, repr=False)
+    _cached: tuple[float, Dependencies] | None = field(default=None, repr=False)
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
 
     def start_serving(self) -> None:
@@ -59,10 +63,10 @@ class ReadinessProbe:
         self.serving = False
 
     async def check(self) -> Readiness:
-        states = await self._dependencies()
-        return msgspec.structs.replace(states, ready=self.serving)
+        database, queue, images, backlog = await self._dependencies()
+        return Readiness(self.serving, database, queue, images, backlog)
 
-    async def _dependencies(self) -> Readiness:
+    async def _dependencies(self) -> Dependencies:
         async with self._lock:
             if self._cached is not None and time.monotonic() - self._cached[0] < CACHE_SECONDS:
                 return self._cached[1]
@@ -73,15 +77,9 @@ class ReadinessProbe:
                 _state(health.images),
                 _backlog(health.backlog),
             )
-            readiness = Readiness(
-                ready=self.serving,
-                database=database,
-                queue=queue,
-                images=images,
-                outbox_backlog=backlog,
-            )
-            self._cached = (time.monotonic(), readiness)
-            return readiness
+            states = (database, queue, images, backlog)
+            self._cached = (time.monotonic(), states)
+            return states
 
 
 async def _state(check: Callable[[], Awaitable[None]]) -> DependencyState:

@@ -21,8 +21,6 @@ a call with no timeout), which this test stands for.
 from __future__ import annotations
 
 import asyncio
-import signal
-import subprocess
 import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -37,6 +35,7 @@ from app.settings import Settings
 from tests.conftest import AppClient, figalize, wait_until
 from tests.distributed import process_env
 from tests.services.ports import LOCALHOST, free_port
+from tests.services.processes import ServerProcess
 from tests.services.s3 import S3Service
 
 FIGACHECHNAYA = str(Path(sys.executable).with_name("figachechnaya"))
@@ -116,7 +115,7 @@ class DatabaseProxy:
 
 @dataclass
 class Worker:
-    process: subprocess.Popen[bytes]
+    process: ServerProcess
     log_path: Path
     healthz_url: str
     metrics_url: str
@@ -125,7 +124,7 @@ class Worker:
         return self.log_path.read_text(encoding="utf-8", errors="replace")
 
     async def healthz(self) -> tuple[int, dict[str, object]]:
-        assert self.process.poll() is None, self.log()
+        assert self.process.running, self.log()
         async with httpx.AsyncClient(timeout=5) as http:
             answer = await http.get(self.healthz_url)
         return answer.status_code, answer.json()
@@ -138,21 +137,6 @@ async def proxy(postgres_url: str) -> AsyncIterator[DatabaseProxy]:
     await running.start()
     yield running
     await running.close()
-
-
-def spawn_worker(env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [FIGACHECHNAYA, "worker"], env=env, stdout=log_path.open("wb"), stderr=subprocess.STDOUT
-    )
-
-
-def stop_worker(process: subprocess.Popen[bytes]) -> None:
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(30)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
 
 
 @pytest.fixture
@@ -172,11 +156,12 @@ async def worker(
         FIGA_WORKER_METRICS_HOST=LOCALHOST,
     )
     log_path = tmp_path / "worker.log"
-    process = spawn_worker(env, log_path)
+    process = ServerProcess("worker", [FIGACHECHNAYA, "worker"], log_path, env=env)
+    process.spawn()
     base = f"http://{LOCALHOST}:{port}"
     yield Worker(process, log_path, f"{base}/healthz", f"{base}/metrics")
     proxy.release()  # a worker stuck in the database could not stop in time
-    await asyncio.to_thread(stop_worker, process)
+    await asyncio.to_thread(process.stop, 30)
 
 
 async def status_of(client: Any, figalization_id: str) -> str:
@@ -189,7 +174,7 @@ async def picture_made(client: Any, worker: Worker, phrase: str) -> None:
     figalization_id = (await figalize(client, phrase))["id"]
 
     async def ready() -> bool:
-        assert worker.process.poll() is None, worker.log()
+        assert worker.process.running, worker.log()
         return await status_of(client, figalization_id) == "ready"
 
     await wait_until(ready, within=60, every=0.25)
