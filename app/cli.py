@@ -2,7 +2,9 @@
 
 Reads settings once and refuses, before anything starts, settings that are
 unusable or unsafe for the command; either is one clear line and exit status
-2 instead of a traceback.
+2 instead of a traceback. For `serve` it first fills the settings every server
+process must share but the operator left empty (`Settings.chosen_for_serve`), once,
+so that `--workers N` processes agree on them.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import sys
 from types import FrameType
@@ -18,7 +21,7 @@ from typing import Any
 
 from app.domain.schemes import CatalogueError
 from app.logs import configure_logging
-from app.settings import Settings, SettingsError
+from app.settings import Settings, SettingsError, variable
 
 GRACE_SECONDS = 20  # SIGTERM: in-flight requests get this long (Kubernetes waits 30 s)
 
@@ -38,15 +41,35 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         settings = Settings.from_env()
+        chosen = settings.chosen_for_serve(args.host, args.port) if args.command == "serve" else {}
+        settings = settings.model_copy(update=chosen)
         settings.refuse_unsafe(args.command, server_processes=args.workers)
         configure_logging(settings)
-        return _run(args, settings)
+        if chosen:  # only `serve` chooses, and has a --host
+            _say_what_was_chosen(chosen, args.host)
+        return _run(args, settings, {variable(name): value for name, value in chosen.items()})
     except (SettingsError, CatalogueError) as error:
         print(f"figachechnaya: {error}", file=sys.stderr)
         return 2
 
 
-def _run(args: argparse.Namespace, settings: Settings) -> int:
+def _say_what_was_chosen(chosen: dict[str, str], host: str) -> None:
+    log = logging.getLogger(__name__)
+    if "secret_key" in chosen:
+        log.warning(
+            "%s is unset: the form's CSRF tokens are signed with a random key of this run;"
+            " forms opened before a restart are refused once after it (set it to keep them)",
+            variable("secret_key"),
+        )
+    if "public_base_url" in chosen and host not in ("127.0.0.1", "localhost", "::1"):
+        log.warning(
+            "%s is unset: absolute links name %s, this machine; set it to the address clients use",
+            variable("public_base_url"),
+            chosen["public_base_url"],
+        )
+
+
+def _run(args: argparse.Namespace, settings: Settings, chosen: dict[str, str]) -> int:
     if args.command == "migrate":
         from app.store.migrate import upgrade
 
@@ -78,6 +101,9 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         from app.catalogue import load_catalogue
 
         load_catalogue(settings.schemes_file)  # fail here with one line, not in every worker
+        # The processes uvicorn spawns build their settings from this environment (app.main):
+        # the values chosen here are theirs too, one secret key for all of them.
+        os.environ.update(chosen)
         uvicorn.run("app.main:app", workers=args.workers, **server)
     else:
         config = uvicorn.Config(create_app(settings), **server)

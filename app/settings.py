@@ -12,12 +12,22 @@ wrong quietly.
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import secrets
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
-from pydantic import AliasGenerator, BeforeValidator, Field, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    AliasGenerator,
+    BeforeValidator,
+    Field,
+    ValidationError,
+    model_validator,
+)
 from pydantic_core import ErrorDetails
 from pydantic_settings import (
     BaseSettings,
@@ -45,6 +55,52 @@ def _stripped(value: object) -> object:
 
 def _upper(value: object) -> object:
     return value.upper() if isinstance(value, str) else value
+
+
+def _public_base_url(value: str) -> str:
+    """Every absolute link is this plus a path: so a scheme and a host, nothing after the
+    path, and no trailing slash (`https://x.ru/` and `https://x.ru` are one base)."""
+    if not value:
+        return value
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(
+            "must be an absolute http:// or https:// URL, e.g. https://figachechnaya.ru"
+        )
+    if "?" in value or "#" in value:
+        raise ValueError("must have no query (?…) or fragment (#…): links append paths to it")
+    if parts.username is not None or parts.password is not None:
+        raise ValueError("must carry no user name or password: it is shown in every page")
+    _ = parts.port  # a port that is not a number raises ValueError
+    return value.rstrip("/")
+
+
+def _proxy_addresses(value: str) -> str:
+    """The proxies as uvicorn reads them: addresses and networks, comma-separated. uvicorn
+    quietly takes a malformed entry (`10.0.0.1/8`) for a name that never matches, and
+    `*` for "believe every X-Forwarded-For", whose first entry the client writes itself:
+    both are refused here instead."""
+    entries = [entry.strip() for entry in value.split(",") if entry.strip()]
+    if "*" in entries:
+        raise ValueError(
+            "'*' believes any client's X-Forwarded-For, so every client picks the address"
+            " the rate limit counts: list the proxies' addresses or networks (nginx's, the"
+            " ingress controller's pods), e.g. 10.112.0.0/16"
+        )
+    for entry in entries:
+        ipaddress.ip_network(entry)  # strict: host bits set → ValueError, as uvicorn's check
+    return ",".join(entries)
+
+
+def listening_url(host: str, port: int) -> str:
+    """`http://host:port` of a listening address, a wildcard (all interfaces) as 127.0.0.1."""
+    try:
+        everywhere = not host or ipaddress.ip_address(host).is_unspecified
+    except ValueError:  # a name, such as localhost
+        everywhere = False
+    if everywhere:
+        host = "127.0.0.1"
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
 Flag = Annotated[bool, BeforeValidator(_stripped)]  # 1/0, true/false, yes/no, on/off
@@ -152,12 +208,18 @@ class Settings(BaseSettings):
     db_pool_overflow: Annotated[int, Field(ge=0)] = 10
     # FIGA_RATE_LIMIT_PER_MINUTE: figalizations per client per minute; 0 disables.
     rate_limit_per_minute: Annotated[int, Field(ge=0)] = 0
-    # FIGA_SECRET_KEY: signs CSRF tokens; set the same value on every replica
-    # (empty → a random key per process, fine for one process only).
+    # FIGA_SECRET_KEY: signs CSRF tokens; set the same value on every replica (empty →
+    # `serve` draws one random key for all its processes, which a restart forgets).
     secret_key: str = Field("", repr=False)
-    # FIGA_FORWARDED_ALLOW_IPS: proxies whose X-Forwarded-For/-Proto are trusted
-    # (the client address rate limiting uses, and https for HSTS).
-    forwarded_allow_ips: str = "127.0.0.1"
+    # FIGA_FORWARDED_ALLOW_IPS: the proxies (addresses or networks, comma-separated) whose
+    # X-Forwarded-For/-Proto are believed; the client is the right-most address of
+    # X-Forwarded-For that is none of them (rate limits count it; https turns on HSTS and
+    # Secure cookies). `*` is refused; empty → no proxy is believed.
+    forwarded_allow_ips: Annotated[str, AfterValidator(_proxy_addresses)] = "127.0.0.1"
+    # FIGA_PUBLIC_BASE_URL: the address clients use (https://figachechnaya.ru): every
+    # absolute link (Open Graph, API picture URLs) starts with it, never with the request's
+    # Host header, which the client writes. Empty → `serve`'s own http://HOST:PORT.
+    public_base_url: Annotated[str, AfterValidator(_public_base_url)] = ""
 
     @classmethod
     def settings_customise_sources(
@@ -192,6 +254,25 @@ class Settings(BaseSettings):
                 " between two of its own heartbeats"
             )
         return self
+
+    @property
+    def public_base(self) -> str:
+        """The start of every absolute link: `FIGA_PUBLIC_BASE_URL`, which `serve` fills
+        with its own address when empty (`chosen_for_serve`); an app built without `serve`
+        (tests) names `make run`'s address."""
+        return self.public_base_url or listening_url("127.0.0.1", 8000)
+
+    def chosen_for_serve(self, host: str, port: int) -> dict[str, str]:
+        """Values for the settings left empty that every process of one `serve` must share,
+        chosen once (by the parent, which hands them to the processes it starts): one
+        random secret key, as processes with a key each would refuse the others' forms;
+        the address `serve` listens on as the public base URL. Field name → value."""
+        chosen = {}
+        if not self.secret_key:
+            chosen["secret_key"] = secrets.token_urlsafe(32)
+        if not self.public_base_url:
+            chosen["public_base_url"] = listening_url(host, port)
+        return chosen
 
     @property
     def uses_kafka(self) -> bool:

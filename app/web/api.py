@@ -98,7 +98,7 @@ class ApiV2Controller(Controller):
         figalization = await runtime.figalizer.get(figalization_id)
         if figalization is None:
             raise NotFoundException("unknown figalization")
-        return api_view(figalization, str(request.base_url))
+        return api_view(figalization, runtime.settings.public_base)
 
     @get(
         "/figalizations/{figalization_id:str}/image",
@@ -138,7 +138,7 @@ class ApiV2Controller(Controller):
         before: FromQuery[str | None] = None,
     ) -> HistoryPage:
         rows = await runtime.figalizer.page(limit=limit + 1, before=before)
-        base = str(request.base_url)
+        base = runtime.settings.public_base
         items = [api_view(f, base) for f in rows[:limit]]
         return HistoryPage(items=items, next=items[-1].id if len(rows) > limit else None)
 
@@ -153,7 +153,7 @@ class ApiV2Controller(Controller):
         figalization = await runtime.figalizer.latest()
         if figalization is None:
             return Response(None, status_code=HTTP_204_NO_CONTENT)
-        return Response(api_view(figalization, str(request.base_url)))
+        return Response(api_view(figalization, runtime.settings.public_base))
 
     @get("/stats", operation_id="getStats", responses=UNAVAILABLE)
     async def stats(self, runtime: RuntimeDep) -> StatsView:

@@ -94,7 +94,7 @@ class CompatController(Controller):
             return Response(CompatAnswer(""), status_code=503)
         if figalization is None:
             return Response(CompatAnswer(""), status_code=404)
-        url = str(request.base_url).rstrip("/") + paths.image_path(figalization.id)
+        url = runtime.settings.public_base + paths.image_path(figalization.id)
         return Response(CompatAnswer(url))
 
 

@@ -73,9 +73,7 @@ class PageController(Controller):
         )
 
     @get(paths.RESULT_PAGES + "/{figalization_id:str}", name="result-page")
-    async def result_page(
-        self, request: Request[Any, Any, Any], runtime: RuntimeDep, figalization_id: FromPath[str]
-    ) -> Template:
+    async def result_page(self, runtime: RuntimeDep, figalization_id: FromPath[str]) -> Template:
         figalization = await runtime.figalizer.get(figalization_id)
         if figalization is None:
             raise NotFoundException("Такой фигализации у нас нет")
@@ -84,5 +82,5 @@ class PageController(Controller):
             runtime,
             "pages/result.html",
             result=result,
-            base_url=str(request.base_url).rstrip("/"),
+            base_url=runtime.settings.public_base,  # never the Host header: the client's
         )

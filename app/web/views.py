@@ -44,6 +44,7 @@ def download_name(figalization_id: str) -> str:
 
 
 def api_view(figalization: Figalization, base_url: str) -> FigalizationView:
+    """`base_url` is `FIGA_PUBLIC_BASE_URL` (`Settings.public_base`), never the request's Host."""
     ready = figalization.image_status is ImageStatus.READY
     return FigalizationView(
         id=figalization.id,

@@ -34,6 +34,10 @@ PROMETHEUS_YML = REPO / "deploy" / "prometheus" / "prometheus.yml"
 RULES = REPO / "deploy" / "prometheus" / "rules"
 BUCKET = "figachechnaya"  # compose: FIGA_IMAGE_STORE_URL=s3://figachechnaya/images
 NGINX_REQUEST_ID = re.compile(r"[0-9a-f]{32}")  # nginx's $request_id; the app's own ids are 24
+NGINX_ADDRESS = LOCALHOST  # where nginx listens and connects to the app from
+# Clients on loopback addresses of their own, so the app can tell them from nginx and apart.
+CLIENT, OTHER_CLIENT = "127.0.0.2", "127.0.0.3"
+RATE_LIMIT = 30  # figalizations per client per minute (compose sets 120)
 
 
 class App(NamedTuple):
@@ -82,6 +86,12 @@ def eventually(check: Callable[[], None], within: float = 60.0) -> None:
             time.sleep(0.5)
 
 
+def service_address(compose: dict[str, Any], service: str, network: str) -> str:
+    """The fixed address compose gives `service` on `network`."""
+    address: str = compose["services"][service]["networks"][network]["ipv4_address"]
+    return address
+
+
 @pytest.fixture
 def ports() -> dict[str, int]:
     chosen = {name: free_port() for name in ("app", "metrics", "nginx", "prometheus", "dead")}
@@ -124,6 +134,12 @@ def app(
         "FIGA_S3_ENDPOINT_URL": pictures.endpoint_url,  # the test S3 server in MinIO's place
         **pictures.credentials_environment(),  # and its credentials
         "FIGA_IMAGE_PUBLIC_BASE_URL": f"http://{LOCALHOST}:{ports['nginx']}/images",
+        "FIGA_PUBLIC_BASE_URL": f"http://{LOCALHOST}:{ports['nginx']}",  # nginx's address here
+        # nginx connects from loopback here, not from its fixed address on compose's "edge".
+        "FIGA_FORWARDED_ALLOW_IPS": env["FIGA_FORWARDED_ALLOW_IPS"].replace(
+            service_address(compose, "proxy", "edge"), NGINX_ADDRESS
+        ),
+        "FIGA_RATE_LIMIT_PER_MINUTE": str(RATE_LIMIT),  # one a test exhausts in a second
         "FIGA_METRICS_PORT": str(ports["metrics"]),  # a free port instead of 9101
         "FIGA_METRICS_HOST": LOCALHOST,  # instead of 0.0.0.0
         "FIGA_WORKER_METRICS_HOST": LOCALHOST,  # instead of 0.0.0.0 (`serve` opens none)
@@ -295,3 +311,62 @@ def test_prometheus_scrapes_the_app_and_evaluates_the_rules(prometheus: str, app
 
     eventually(scraped)
     eventually(evaluated)
+
+
+def client_at(address: str, base_url: str) -> httpx.Client:
+    """A client whose connections come from `address` (any 127/8 address is this machine's)."""
+    transport = httpx.HTTPTransport(local_address=address)
+    return httpx.Client(base_url=base_url, transport=transport, timeout=10)
+
+
+def test_through_nginx_a_client_cannot_choose_the_address_the_rate_limit_counts(
+    nginx: str,
+) -> None:
+    """issue 14: with `*` trusted, a rotating spoofed X-Forwarded-For got 40× 201 at 30."""
+    statuses = []
+    with client_at(CLIENT, nginx) as http:
+        for i in range(RATE_LIMIT + 10):
+            # Both spellings of a lie: a rotating first entry, and a rotating last one.
+            spoofed = f"10.4.0.{i}, 198.51.100.7" if i % 2 else f"198.51.100.{i}"
+            answer = http.post(
+                "/api/v2/figalizations",
+                json={"phrase": "Велосипед"},
+                headers={"X-Forwarded-For": spoofed},
+            )
+            statuses.append(answer.status_code)
+    assert statuses == [201] * RATE_LIMIT + [429] * 10, statuses
+    with client_at(OTHER_CLIENT, nginx) as http:  # another real client is not limited with it
+        answer = http.post("/api/v2/figalizations", json={"phrase": "Велосипед"})
+        assert answer.status_code == 201, answer.text
+
+
+def test_through_nginx_a_client_cannot_claim_https(nginx: str) -> None:
+    """nginx writes X-Forwarded-Proto from its own connection: plain http stays http
+    (no HSTS, a CSRF cookie without Secure on this http-only base URL)."""
+    with client_at(CLIENT, nginx) as http:
+        page = http.get("/", headers={"X-Forwarded-Proto": "https"})
+    assert page.status_code == 200, page.text
+    assert "strict-transport-security" not in page.headers
+    cookie = page.headers["set-cookie"]
+    assert cookie.startswith("figa_csrf="), cookie
+    assert "secure" not in cookie.lower(), cookie
+
+
+def test_through_nginx_absolute_links_name_the_public_base_url_not_the_host(
+    nginx: str, app: App
+) -> None:
+    with httpx.Client(base_url=nginx, timeout=10, headers={"Host": "evil.example"}) as http:
+        created = http.post("/api/v2/figalizations", json={"phrase": "Велосипед"})
+        assert created.status_code == 201, created.text
+        figalization_id = created.json()["id"]
+
+        def drawn() -> None:
+            answer = http.get(f"/api/v2/figalizations/{figalization_id}").json()
+            assert answer["image"]["status"] == "ready", answer
+            assert answer["image"]["url"] == f"{nginx}/api/v2/figalizations/{figalization_id}/image"
+
+        eventually(drawn, within=30)
+        page = http.get(f"/r/{figalization_id}", headers={"Accept": "text/html"})
+        assert page.status_code == 200, page.text
+        assert f'content="{nginx}/api/v2/figalizations/{figalization_id}/image"' in page.text
+        assert "evil.example" not in page.text

@@ -47,6 +47,7 @@ SAMPLES: dict[str, tuple[str, object]] = {
     "kafka_ssl_cafile": ("/etc/ssl/yandex-ca.pem", "/etc/ssl/yandex-ca.pem"),
     "secret_key": ("s3cr3t", "s3cr3t"),
     "forwarded_allow_ips": ("10.0.0.0/8", "10.0.0.0/8"),
+    "public_base_url": ("https://figachechnaya.ru/", "https://figachechnaya.ru"),
 }
 
 
@@ -305,12 +306,12 @@ def test_kafka_with_a_picture_folder_served_elsewhere_starts() -> None:
 @pytest.mark.parametrize(
     ("argv", "variables", "named"),
     [
-        (["serve", "--workers", "2"], {"FIGA_METRICS_PORT": "0"}, "FIGA_SECRET_KEY"),
+        (["serve"], {"FIGA_FORWARDED_ALLOW_IPS": "*"}, "FIGA_FORWARDED_ALLOW_IPS"),
         (["serve", "--workers", "2"], {"FIGA_SECRET_KEY": "shared"}, "FIGA_METRICS_PORT"),
         (["worker"], {}, "FIGA_KAFKA_BOOTSTRAP_SERVERS"),
         (["serve"], {"FIGA_KAFKA_BOOTSTRAP_SERVERS": "kafka:9092"}, "FIGA_DATABASE_URL"),
     ],
-    ids=["serve-workers-2", "serve-workers-2-metrics", "worker", "serve-kafka-sqlite"],
+    ids=["serve-trusting-every-proxy", "serve-workers-2-metrics", "worker", "serve-kafka-sqlite"],
 )
 def test_the_cli_refuses_before_starting_anything_and_exits_2(
     argv: list[str],

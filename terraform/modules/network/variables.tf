@@ -9,7 +9,7 @@ variable "subnets" {
 }
 
 variable "pod_cidr" {
-  description = "Pod addresses of the Kubernetes cluster (must not overlap the subnets)."
+  description = "Pod addresses of the Kubernetes cluster (must not overlap the subnets); k8s/base sets FIGA_FORWARDED_ALLOW_IPS to it (the ingress controller's pods)."
   type        = string
   default     = "10.112.0.0/16"
 }
