@@ -232,7 +232,9 @@ def document_create_route(app: Litestar) -> None:
                 headers=stored_false,
             ),
             400: Answer(
-                "Not a JSON object with a string `phrase` (error invalid_request)", ErrorView
+                "Not a UTF-8 JSON object with a string `phrase`, or nested too deeply"
+                " (error invalid_request)",
+                ErrorView,
             ),
             413: Answer(f"The body is over {MAX_BODY_BYTES // 1024} KiB", ErrorView),
             422: Answer("A bad phrase (empty, too_long, not_russian) or unknown_scheme", ErrorView),

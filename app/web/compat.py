@@ -2,9 +2,12 @@
 
 Its shapes are odd on purpose (catalogue index keys, `{"data": …}` bodies,
 history as nested lists): they are what existing clients parse. So every
-error here, whatever raised it (a bad body, 405, 413, 429…), is answered as
-`{"data": MESSAGE}` too, and bodies are read by `json_bodies.JsonBodyRequest`
-(bad bytes, too deep or empty: 400 with a message that says so).
+error of these routes, whatever raised it (a bad body, 413, 429…), is
+answered as `{"data": MESSAGE}` too, and bodies are read by
+`json_bodies.JsonBodyRequest` (bad bytes, too deep or empty: 400 with a
+message that says so). (A method no route here takes is refused by the
+router, before any route is chosen, in the v2 shape; the original's clients
+never send one.)
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The one ASGI wrapper every answer passes through: request id, metrics, headers, CORS, HEAD.
 
-Four concerns, one wrapper: each extra ASGI layer costs a closure and a
+Several concerns, one wrapper: each extra ASGI layer costs a closure and a
 `send` indirection per message, and this runs for every request, polls
 included. It takes the request id from `X-Request-ID` (or makes one), sets it
 for log lines, counts and times the request by route template and status,
@@ -15,9 +15,10 @@ outside a route — an unmatched 404/405, and the errors raised by the CSRF
 and rate-limit middleware (403, 429), which Litestar renders above the route's
 middleware — then carry the same headers and are counted with their real
 status. Metrics labels stay bounded: a request no route matched counts as
-route `unmatched`, an unknown method as `OTHER`; a client that went away
-before the answer counts as status 499 (nginx's "client closed request"),
-not as the 500 the server never sent.
+route `unmatched`, an unknown method as `OTHER`. A client that hung up
+before the answer, as far as the app can tell (the server handed it an
+`http.disconnect` while it read the request), counts as status 499, nginx's
+"client closed request", not as the 500 that was never sent to anyone.
 
 HEAD is answered wherever GET is (RFC 9110 § 9.3.2: same headers, no body):
 Litestar routes HEAD only to handlers that name it, so the request is passed
