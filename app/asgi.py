@@ -49,10 +49,9 @@ from app.store.history import SqlHistory
 from app.store.migrate import upgrade_async
 from app.store.outbox import SqlOutbox
 from app.store.writes import FigalizationWriter
-from app.web import paths
+from app.web import envelope, paths
 from app.web.api import ApiV2Controller, create_figalization, document_create_route
 from app.web.compat import CompatController
-from app.web.envelope import envelope_middleware
 from app.web.errors import exception_handlers
 from app.web.fragments import FragmentController, hint_poll, total_poll
 from app.web.ops import OpsController, ReadinessProbe
@@ -197,10 +196,7 @@ def create_app(settings: Settings) -> Litestar:
         lifespan=[lifespan],
         state=State({"runtime": runtime}),  # for the plain-ASGI poll handlers
         logging_config=None,  # app.logs configured the root logger
-        middleware=[
-            envelope_middleware(settings),
-            *([limits.middleware] if (limits := rate_limit_config(settings)) else []),
-        ],
+        middleware=[limits.middleware] if (limits := rate_limit_config(settings)) else [],
         exception_handlers=exception_handlers(),
         request_max_body_size=MAX_BODY_BYTES,
         template_config=TemplateConfig(
@@ -225,6 +221,7 @@ def create_app(settings: Settings) -> Litestar:
         ),
     )
     document_create_route(app)  # the ASGI create route's operation, which Litestar cannot derive
+    envelope.install(app, settings)  # around the router too: every answer gets its headers
     return app
 
 

@@ -82,6 +82,7 @@ def _run(args: argparse.Namespace, settings: Settings, chosen: dict[str, str]) -
         return asyncio.run(run_worker(settings))
     import uvicorn
 
+    from app import header_timeout
     from app.asgi import create_app
     from app.process_tuning import tune_garbage_collector
 
@@ -96,6 +97,7 @@ def _run(args: argparse.Namespace, settings: Settings, chosen: dict[str, str]) -
         "access_log": False,
         "proxy_headers": True,
         "forwarded_allow_ips": settings.forwarded_allow_ips,
+        "http": header_timeout.protocol(settings.header_timeout_seconds),
     }
     if args.workers > 1:
         from app.catalogue import load_catalogue

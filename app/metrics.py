@@ -13,7 +13,8 @@ from prometheus_client import Counter, Gauge, Histogram
 _LATENCY = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 _PICTURE = (0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
-# The web tier's golden signals, by route template (never the raw path) and status.
+# The web tier's golden signals, by route template (never the raw path; `unmatched` when no
+# route matched) and the status sent (499: the client went away first). See `web.envelope`.
 HTTP_REQUESTS = Counter(
     "figachechnaya_http_requests", "HTTP requests answered", ["method", "route", "status"]
 )

@@ -181,6 +181,9 @@ class Settings(BaseSettings):
     # FIGA_DB_TIMEOUT_SECONDS: connect and statement timeout; a down database
     # must cost a request this long at most.
     db_timeout_seconds: Seconds = 2.0
+    # FIGA_HEADER_TIMEOUT_SECONDS: `serve` closes a connection whose request line and
+    # headers have not all arrived this long after it opened or the request began.
+    header_timeout_seconds: Seconds = 10.0
     # FIGA_LOG_FORMAT: "console" for people, "json" for log collectors.
     log_format: Literal["console", "json"] = "console"
     # FIGA_LOG_LEVEL: DEBUG, INFO, WARNING, ERROR or CRITICAL, in any case.

@@ -23,7 +23,7 @@ from litestar import Controller, Litestar, Request, Response, asgi, get
 from litestar.exceptions import MethodNotAllowedException, NotFoundException, ValidationException
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import OpenAPIHeader, OpenAPIType, Reference, Schema
-from litestar.params import FromPath, FromQuery, QueryParameter
+from litestar.params import FromPath, QueryParameter
 from litestar.response import Redirect
 from litestar.status_codes import HTTP_204_NO_CONTENT
 from litestar.types import Receive, Scope, Send
@@ -33,7 +33,7 @@ from app.domain.phrase import PhraseError
 from app.figalizations import UnknownScheme
 from app.logs import request_id_var
 from app.runtime import Runtime
-from app.web import paths
+from app.web import json_bodies, paths
 from app.web.asgi_answers import Headers, answer, read_body
 from app.web.deps import RuntimeDep
 from app.web.openapi import Answer, add_operation
@@ -64,6 +64,11 @@ class HistoryPage(msgspec.Struct):
 class StatsView(msgspec.Struct):
     total: int
 
+
+# A cursor is a figalization id, a ULID (app.domain.ids): 26 Crockford base32 digits, the
+# first at most 7 (128 bits). Anything else (empty, any other text) is refused with 400:
+# compared as text with the ids, it would silently answer an empty or the first page.
+CURSOR = r"^[0-7][0-9A-HJKMNP-TV-Z]{25}$"
 
 NOT_FOUND = {404: ResponseSpec(data_container=ErrorView, description="No such figalization")}
 UNAVAILABLE = {
@@ -135,7 +140,10 @@ class ApiV2Controller(Controller):
         request: Request[Any, Any, Any],
         runtime: RuntimeDep,
         limit: Annotated[int, QueryParameter(ge=1, le=100)] = 20,
-        before: FromQuery[str | None] = None,
+        before: Annotated[
+            str | None,
+            QueryParameter(pattern=CURSOR, description="The `next` of the previous page"),
+        ] = None,
     ) -> HistoryPage:
         rows = await runtime.figalizer.page(limit=limit + 1, before=before)
         base = runtime.settings.public_base
@@ -198,12 +206,7 @@ async def create_figalization(scope: Scope, receive: Receive, send: Send) -> Non
 def _decode(body: bytes) -> FigalizationRequest:
     if not body.strip():
         raise ValidationException('the body must be a JSON object: {"phrase": "…"}')
-    try:
-        return _DECODER.decode(body)
-    # Malformed JSON ("JSON is malformed: invalid character (byte 4)") and, a subclass,
-    # the wrong shape ("Expected `str`, got `int` - at `$.phrase`").
-    except msgspec.DecodeError as error:
-        raise ValidationException(str(error)) from error
+    return json_bodies.decode(body, _DECODER)  # bad bytes, bad JSON, too deep: 400
 
 
 def document_create_route(app: Litestar) -> None:
@@ -229,7 +232,9 @@ def document_create_route(app: Litestar) -> None:
                 headers=stored_false,
             ),
             400: Answer(
-                "Not a JSON object with a string `phrase` (error invalid_request)", ErrorView
+                "Not a UTF-8 JSON object with a string `phrase`, or nested too deeply"
+                " (error invalid_request)",
+                ErrorView,
             ),
             413: Answer(f"The body is over {MAX_BODY_BYTES // 1024} KiB", ErrorView),
             422: Answer("A bad phrase (empty, too_long, not_russian) or unknown_scheme", ErrorView),

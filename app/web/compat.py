@@ -1,7 +1,13 @@
 """The original service's v1 API (spec/api.md § Compatibility API), unchanged for its clients.
 
 Its shapes are odd on purpose (catalogue index keys, `{"data": …}` bodies,
-history as nested lists): they are what existing clients parse.
+history as nested lists): they are what existing clients parse. So every
+error of these routes, whatever raised it (a bad body, 413, 429…), is
+answered as `{"data": MESSAGE}` too, and bodies are read by
+`json_bodies.JsonBodyRequest` (bad bytes, too deep or empty: 400 with a
+message that says so). (A method no route here takes is refused by the
+router, before any route is chosen, in the v2 shape; the original's clients
+never send one.)
 """
 
 from __future__ import annotations
@@ -10,8 +16,10 @@ from typing import Any
 
 import msgspec
 from litestar import Controller, Request, Response, get, post
+from litestar.exceptions import HTTPException
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import JSONBody
+from litestar.types import ExceptionHandlersMap
 
 from app.domain.phrase import PhraseError
 from app.figalizations import UnknownScheme
@@ -19,6 +27,8 @@ from app.logs import request_id_var
 from app.outages import StoreUnavailable
 from app.web import paths
 from app.web.deps import RuntimeDep
+from app.web.errors import describe
+from app.web.json_bodies import JsonBodyRequest
 from app.web.security import FIGALIZES
 
 
@@ -35,9 +45,19 @@ class CompatAnswer(msgspec.Struct):
     data: str
 
 
+def _compat_error(request: Request[Any, Any, Any], error: Exception) -> Response[CompatAnswer]:
+    status, detail, headers = describe(request, error)
+    return Response(CompatAnswer(detail), status_code=status, headers=headers)
+
+
+ERRORS: ExceptionHandlersMap = {HTTPException: _compat_error, Exception: _compat_error}
+
+
 class CompatController(Controller):
     path = paths.API
     tags = ["compatibility (v1)"]  # noqa: RUF012
+    request_class = JsonBodyRequest
+    exception_handlers = ERRORS
 
     @get("/getschemas/", operation_id="compatGetSchemas")
     async def schemas(self, runtime: RuntimeDep) -> dict[str, str]:
@@ -49,7 +69,9 @@ class CompatController(Controller):
         status_code=200,
         opt=FIGALIZES,
         responses={
-            400: ResponseSpec(data_container=CompatAnswer, description="A bad phrase or index")
+            400: ResponseSpec(
+                data_container=CompatAnswer, description="A bad phrase or index, or a bad body"
+            )
         },
     )
     async def figalize(
@@ -78,6 +100,7 @@ class CompatController(Controller):
         operation_id="compatGetImageUrl",
         status_code=200,
         responses={
+            400: ResponseSpec(data_container=CompatAnswer, description="A bad body"),
             404: ResponseSpec(data_container=CompatAnswer, description="No picture yet"),
             503: ResponseSpec(data_container=CompatAnswer, description="Store down for a moment"),
         },

@@ -1,6 +1,6 @@
-"""The one ASGI middleware every response passes through: request id, metrics, headers, CORS.
+"""The one ASGI wrapper every answer passes through: request id, metrics, headers, CORS, HEAD.
 
-Three concerns, one wrapper: each extra ASGI layer costs a closure and a
+Several concerns, one wrapper: each extra ASGI layer costs a closure and a
 `send` indirection per message, and this runs for every request, polls
 included. It takes the request id from `X-Request-ID` (or makes one), sets it
 for log lines, counts and times the request by route template and status,
@@ -8,6 +8,21 @@ and adds the security headers (CSP, nosniff, frame and referrer policies,
 HSTS behind TLS) and `X-Request-ID` to the answer. Under `/api/` it also
 answers CORS, as the original service did: any origin, no credentials, and
 preflights answered here without reaching a handler.
+
+It wraps the whole application (`install`), outside Litestar's router and its
+app-level exception handler, not as a route middleware: the answers made
+outside a route — an unmatched 404/405, and the errors raised by the CSRF
+and rate-limit middleware (403, 429), which Litestar renders above the route's
+middleware — then carry the same headers and are counted with their real
+status. Metrics labels stay bounded: a request no route matched counts as
+route `unmatched`, an unknown method as `OTHER`. A client that hung up
+before the answer, as far as the app can tell (the server handed it an
+`http.disconnect` while it read the request), counts as status 499, nginx's
+"client closed request", not as the 500 that was never sent to anyone.
+
+HEAD is answered wherever GET is (RFC 9110 § 9.3.2: same headers, no body):
+Litestar routes HEAD only to handlers that name it, so the request is passed
+on as a GET and the answer's body is dropped here.
 
 The headers are defined here, where they are applied. The page has no inline
 script or style (see templates/), so the Content-Security-Policy can forbid
@@ -26,8 +41,9 @@ import time
 from typing import Any
 from urllib.parse import urlsplit
 
+from litestar import Litestar
 from litestar.enums import ScopeType
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from litestar.types import ASGIApp, Message, Receive, ReceiveMessage, Scope, Send
 
 from app.logs import request_id_var
 from app.metrics import HTTP_DURATION, HTTP_IN_FLIGHT, HTTP_REQUESTS
@@ -35,6 +51,9 @@ from app.settings import Settings
 from app.web import paths
 from app.web.asgi_answers import answer
 
+CLIENT_CLOSED = 499  # nginx's status for a client that closed the connection before the answer
+UNMATCHED = "unmatched"  # the route label of every request no route matched (404, 405)
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE"})
 _ACCEPTABLE_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 _HSTS = (b"strict-transport-security", b"max-age=31536000; includeSubDomains")
 _CORS = [
@@ -44,11 +63,17 @@ _CORS = [
 _API_HEADERS = frozenset({b"x-content-type-options", b"referrer-policy"})
 _PREFLIGHT = [
     *_CORS,
-    (b"access-control-allow-methods", b"GET, POST, OPTIONS"),
+    (b"access-control-allow-methods", b"GET, HEAD, POST, OPTIONS"),
     (b"access-control-allow-headers", b"Content-Type, X-Request-ID"),
     (b"access-control-max-age", b"86400"),
     (b"vary", b"Origin"),
 ]
+
+
+def install(app: Litestar, settings: Settings) -> None:
+    """Put the envelope around everything the app answers, its router and its app-level
+    exception handler included (see the module doc)."""
+    app.asgi_handler = envelope_middleware(settings)(app.asgi_handler)
 
 
 def envelope_middleware(settings: Settings) -> Any:
@@ -65,47 +90,73 @@ def envelope_middleware(settings: Settings) -> Any:
             if scope["type"] != ScopeType.HTTP:
                 await app(scope, receive, send)
                 return
+            method = scope["method"]
             api = scope["path"].startswith(api_prefix)
-            if api and scope["method"] == "OPTIONS":
+            if api and method == "OPTIONS":
                 await answer(send, 204, _PREFLIGHT)
                 return
+            head = method == "HEAD"
+            if head:  # a copy: the server reads the method of its own scope to send no body
+                scope = {**scope, "method": "GET"}
             request_id = _request_id(scope)
             scope.setdefault("state", {})["request_id"] = request_id
-            route = str(scope.get("path_template") or "unmatched")
             extra = [
                 *(api_headers if api else page_headers),
                 (b"x-request-id", request_id.encode()),
             ]
             if scope.get("scheme") == "https":  # HSTS only means something over TLS
                 extra.append(_HSTS)
-            status = 500  # what the server sends if the app dies before answering
+            status = 0  # nothing sent yet
 
             async def send_enveloped(message: Message) -> None:
                 nonlocal status
                 if message["type"] == "http.response.start":
-                    status = message["status"]
-                    present = {name for name, _ in message.get("headers", ())}
-                    message["headers"] = [
-                        *message.get("headers", ()),
-                        *(header for header in extra if header[0] not in present),
-                    ]
+                    if status != CLIENT_CLOSED:
+                        status = message["status"]
+                    sent = message.get("headers", ())
+                    present = {name for name, _ in sent}
+                    headers = [*sent, *(header for header in extra if header[0] not in present)]
+                    message["headers"] = _allowing_head(headers) if status == 405 else headers
+                elif head and message["type"] == "http.response.body":
+                    message["body"] = b""
                 await send(message)
+
+            async def receive_watched() -> ReceiveMessage:
+                nonlocal status
+                message = await receive()
+                if message["type"] == "http.disconnect" and status == 0:
+                    status = CLIENT_CLOSED  # whatever the app answers now, nobody reads it
+                return message
 
             token = request_id_var.set(request_id)
             started = time.perf_counter()
             HTTP_IN_FLIGHT.inc()
             try:
-                await app(scope, receive, send_enveloped)
+                await app(scope, receive_watched, send_enveloped)
             finally:
                 request_id_var.reset(token)
                 HTTP_IN_FLIGHT.dec()
-                duration, requests = _series(scope["method"], route, status)
+                # Read after routing: only the router knows the template.
+                route = scope.get("path_template") or UNMATCHED
+                duration, requests = _series(
+                    method if method in _METHODS else "OTHER", route, status or 500
+                )  # no answer at all: the server sends a 500
                 duration.observe(time.perf_counter() - started)
                 requests.inc()
 
         return envelope
 
     return wrap
+
+
+def _allowing_head(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """A 405's `Allow` names HEAD wherever it names GET: the envelope answers both."""
+    allowing = []
+    for name, value in headers:
+        if name == b"allow" and b"GET" in value and b"HEAD" not in value:
+            value += b", HEAD"
+        allowing.append((name, value))
+    return allowing
 
 
 @functools.cache

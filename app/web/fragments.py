@@ -9,8 +9,10 @@ Litestar's request parsing and dependency injection is what makes an
 unchanged poll cost about as much as the framework's bare "hello" route; the
 envelope middleware (request id, metrics, security headers) still applies.
 
-The picture fragment, polled after a result until the picture is ready or
-failed, is an ordinary handler: it reads the store.
+A plain-ASGI handler takes every method, so the two polls refuse all but GET
+with 405 (HEAD arrives as GET: the envelope answers it). The picture
+fragment, polled after a result until the picture is ready or failed, is an
+ordinary handler: it reads the store.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 from litestar import Controller, asgi, get
+from litestar.exceptions import MethodNotAllowedException
 from litestar.params import FromPath
 from litestar.response import Template
 from litestar.types import Receive, Scope, Send
@@ -82,6 +85,8 @@ async def _poll(
     scope: Scope, send: Send, template: str, version_of: Callable[[LiveState], str]
 ) -> None:
     """204 when the client shows the current version, else the fragment at that version."""
+    if scope.get("method") != "GET":
+        raise MethodNotAllowedException(headers={"Allow": "GET, HEAD"})
     runtime: Runtime = scope["litestar_app"].state.runtime
     live = runtime.live.state
     version = version_of(live)

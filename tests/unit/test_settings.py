@@ -32,6 +32,7 @@ SAMPLES: dict[str, tuple[str, object]] = {
     "image_retry_seconds": ("30.5", 30.5),
     "image_max_attempts": ("7", 7),
     "db_timeout_seconds": ("1.5", 1.5),
+    "header_timeout_seconds": ("4", 4.0),
     "log_format": ("json", "json"),
     "log_level": ("DEBUG", "DEBUG"),
     "metrics_port": ("9200", 9200),

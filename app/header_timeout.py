@@ -1,0 +1,74 @@
+"""The HTTP/1.1 protocol `serve` runs: uvicorn's, with a bound on reading a request's head.
+
+uvicorn (0.54, the locked one) bounds only the idle time between two requests
+of a kept-alive connection (`timeout_keep_alive`). Neither its httptools
+protocol nor its h11 one bounds the time from a connection's first byte to
+the end of a request's headers, and a new connection that sends nothing is
+never timed at all: a client that sends half a request line and then waits
+("slowloris") holds the connection, and a slot of every proxy in front,
+for as long as it likes. uvicorn accepts a protocol class (or any factory)
+as its `http` option; `protocol(seconds)` is httptools' protocol (the one
+uvicorn picks itself, `uvicorn[standard]` installs httptools) with a timer
+armed when a connection opens and when a request begins, disarmed when its
+headers are complete. When it fires, the connection is closed without an
+answer, as nginx's `client_header_timeout` does. The body is not timed here:
+it is at most 4 KiB (`security.MAX_BODY_BYTES`), and a handler waiting for it
+is one task, not a blocked server.
+
+The factory is a `functools.partial` of a module-level class, so uvicorn can
+pickle it into the processes of `serve --workers N`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Callable
+from typing import Any
+
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+
+class HeaderTimeoutProtocol(HttpToolsProtocol):
+    """httptools' protocol that closes a connection whose request head is not complete
+    within `header_timeout` seconds of the connection or of the request's first byte."""
+
+    def __init__(self, *args: Any, header_timeout: float, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.header_timeout = header_timeout
+        self._head_timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm()  # a connection that never sends a byte is timed too
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        if self._head_timer is None:  # the next request of a kept-alive connection
+            self._arm()
+
+    def on_headers_complete(self) -> None:
+        self._disarm()
+        super().on_headers_complete()
+
+    def _arm(self) -> None:
+        self._head_timer = self.loop.call_later(self.header_timeout, self._head_timed_out)
+
+    def _disarm(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _head_timed_out(self) -> None:
+        self._head_timer = None
+        if not self.transport.is_closing():
+            self.transport.close()
+
+
+def protocol(header_timeout: float) -> Callable[..., HeaderTimeoutProtocol]:
+    """uvicorn's `http` option: connections whose request head takes longer are closed."""
+    return functools.partial(HeaderTimeoutProtocol, header_timeout=header_timeout)
