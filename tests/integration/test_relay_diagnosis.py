@@ -47,7 +47,11 @@ def kafka_app_settings(
     database_url: str, kafka: KafkaService, topic: str, tmp_path: Path, **overrides: Any
 ) -> Settings:
     """The app on this database and the test broker, pictures in a folder (no worker
-    runs here: what matters is what leaves the outbox), with an operations port."""
+    runs here: what matters is what leaves the outbox), with an operations port.
+
+    `serve` refuses SQLite or a picture folder beside Kafka (workers elsewhere could not
+    reach them); the app started directly does not, which lets the outbox's queries run
+    on both databases against a real broker."""
     fields: dict[str, Any] = {
         "database_url": database_url,
         "kafka_bootstrap_servers": kafka.bootstrap_servers,
