@@ -142,10 +142,12 @@ def refused_idempotence(error: BaseException) -> bool:
 
 
 def idempotence_refused(error: BaseException) -> str:
-    """The cause and the cure, for the relay's log and `/readyz`."""
+    """The cause and the cure, for the relay's log and `/readyz` (whose detail keeps 200
+    characters: the broker's own words come last)."""
     return (
-        f"the broker refused the idempotent producer (InitProducerId failed: {error}): "
+        "the broker refused the idempotent producer (InitProducerId failed): "
         f"set {variable('kafka_idempotence')}=false for brokers without it"
+        f" (the broker answered {error})"
     )
 
 

@@ -164,8 +164,8 @@ async def test_the_test_broker_s_refusal_is_named_by_the_queue_itself(
     with pytest.raises(QueueUnavailable) as refused:
         await queue.publish([JobMessage("01JD0000", b"{}", "request")])
     assert str(refused.value) == (
-        "kafka: the broker refused the idempotent producer "
-        f"(InitProducerId failed: [Error -1] UnknownError): {THE_CURE}"
+        "kafka: the broker refused the idempotent producer (InitProducerId failed): "
+        f"{THE_CURE} (the broker answered [Error -1] UnknownError)"
     )
     await queue.close()
 
