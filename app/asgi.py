@@ -132,7 +132,11 @@ def wire(settings: Settings) -> Process:
         outbox, relay, figalizer.image_job, retry_after_seconds=settings.image_retry_seconds
     )
     health = Health(
-        database=database.ping, queue=queue.ping, images=images.ping, backlog=outbox.backlog
+        database=database.ping,
+        queue=queue.ping,
+        images=images.ping,
+        backlog=outbox.backlog,
+        oldest_job_age=relay.oldest_job.age_seconds,
     )
     runtime = Runtime(settings, figalizer, live, images, health)
     return Process(runtime, database, writer, queue, relay, reconciler)

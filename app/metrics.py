@@ -40,6 +40,10 @@ JOBS_REQUEUED = Counter(
     "figachechnaya_image_jobs_requeued", "Pending pictures queued again by the reconciler"
 )
 OUTBOX_BACKLOG = Gauge("figachechnaya_outbox_backlog", "Image jobs waiting in the outbox")
+OUTBOX_OLDEST_JOB_AGE = Gauge(
+    "figachechnaya_outbox_oldest_job_age_seconds",
+    "How long the oldest image job in the outbox has waited for the queue (0: none waits)",
+)
 
 # The worker.
 JOBS_CONSUMED = Counter("figachechnaya_image_jobs_consumed", "Image job messages received")
@@ -60,6 +64,10 @@ END_TO_END_SECONDS = Histogram(
 )
 LAST_PICTURE = Gauge(
     "figachechnaya_image_last_success_timestamp_seconds", "When the last picture was stored"
+)
+ASSIGNED_PARTITIONS = Gauge(
+    "figachechnaya_worker_assigned_partitions",
+    "Partitions of the job topic this worker holds in its consumer group (0: it gets no jobs)",
 )
 CONSUMER_LAG = Gauge(
     "figachechnaya_consumer_lag", "Messages not yet consumed, per partition", ["partition"]

@@ -27,6 +27,7 @@ class Health:
     queue: Check
     images: Check
     backlog: Callable[[], Awaitable[int]]  # image jobs not yet handed to the queue
+    oldest_job_age: Callable[[], Awaitable[float]]  # seconds the oldest of them has waited
 
 
 @dataclass(frozen=True, slots=True)

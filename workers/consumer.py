@@ -8,9 +8,10 @@ figalization id makes a redelivery overwrite the same object. A message that
 cannot be decoded, or keeps failing, is recorded `failed` and committed, so it
 never blocks its partition.
 
-The operations port (`FIGA_WORKER_METRICS_PORT`) serves `/metrics` and
-`/healthz`, which fails once the loop has not beaten its heartbeat for
-`FIGA_WORKER_STALL_SECONDS` (`workers.liveness`): a hung worker is restarted.
+Every rebalance is logged, and the partitions the worker holds are a gauge
+(`workers.assignment`). The operations port (`FIGA_WORKER_METRICS_PORT`) serves
+`/metrics` and `/healthz`, which fails once the loop has not beaten its heartbeat
+for `FIGA_WORKER_STALL_SECONDS` (`workers.liveness`): a hung worker is restarted.
 
 SIGTERM (or SIGINT) ends the worker within `shutdown.GRACE_SECONDS`: the
 current batch is finished and committed, or, when the database or the store is
@@ -29,11 +30,12 @@ from aiokafka.errors import KafkaError
 from app.domain.image_job import JobMessage
 from app.images import FsspecImageStore
 from app.jobs.kafka import REQUEST_ID_HEADER, client_options, ensure_topic
-from app.metrics import CONSUMER_LAG, JOBS_CONSUMED
+from app.metrics import ASSIGNED_PARTITIONS, CONSUMER_LAG, JOBS_CONSUMED
 from app.operations_port import OperationsPort
 from app.settings import Settings
 from app.store.database import Database
 from app.store.pictures import SqlPictureRecords
+from workers.assignment import AssignmentReport
 from workers.liveness import Heartbeat
 from workers.pipeline import JobLeft, PictureMaker, RetryPolicy
 from workers.shutdown import (
@@ -88,6 +90,7 @@ async def work(settings: Settings, stopping: asyncio.Event, heartbeat: Heartbeat
             await finish_within(FINISH_SECONDS, stopping, rounds)
         finally:
             await at_most(CLOSE_SECONDS, consumer.stop(), "leaving the group")
+            ASSIGNED_PARTITIONS.set(0)  # aiokafka calls no listener on leaving
     finally:
         await at_most(CLOSE_SECONDS, database.close(), "closing the database")
         await images.close()
@@ -102,7 +105,6 @@ async def connect(
     while not stopping.is_set():
         heartbeat.beat()
         consumer = AIOKafkaConsumer(
-            settings.kafka_topic,
             **client_options(settings),
             group_id=settings.kafka_group_id,
             enable_auto_commit=False,
@@ -111,6 +113,7 @@ async def connect(
             session_timeout_ms=settings.kafka_session_timeout_ms,
             heartbeat_interval_ms=settings.kafka_heartbeat_interval_ms,
         )
+        consumer.subscribe([settings.kafka_topic], listener=AssignmentReport(settings.kafka_topic))
         try:
             await ensure_topic(settings)
             await consumer.start()

@@ -4,6 +4,10 @@
 neither loses nor duplicates a message within a partition; messages are keyed
 by figalization id, and the key picks the partition, so every job of one
 picture lands in one partition, in order.
+
+A broker that refuses the idempotent producer is named as such, with the
+setting to change (`refused_idempotence`): aiokafka reports only the broker's
+bare error code, `[Error -1] UnknownError` from Tansu, and retrying never helps.
 """
 
 from __future__ import annotations
@@ -15,13 +19,13 @@ from collections.abc import Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
+from aiokafka.errors import BrokerResponseError, IncompatibleBrokerVersion, KafkaError
 from aiokafka.helpers import create_ssl_context
 from aiokafka.producer.message_accumulator import BatchBuilder
 
 from app.domain.image_job import JobMessage
 from app.outages import QueueUnavailable
-from app.settings import Settings
+from app.settings import Settings, variable
 
 SEND_TIMEOUT_SECONDS = 10.0
 REQUEST_ID_HEADER = "x-request-id"
@@ -75,6 +79,8 @@ class KafkaQueue:
                 await producer.start()
             except (KafkaError, OSError) as error:
                 await producer.stop()
+                if self._settings.kafka_idempotence and refused_idempotence(error):
+                    raise QueueUnavailable(f"kafka: {idempotence_refused(error)}") from error
                 raise QueueUnavailable(f"kafka: {error}") from error
             self._producer = producer
             return producer
@@ -119,6 +125,30 @@ class KafkaQueue:
         if self._producer is not None:
             await self._producer.stop()  # flushes what is still buffered
             self._producer = None
+
+
+def refused_idempotence(error: BaseException) -> bool:
+    """Whether a failed `AIOKafkaProducer.start()` of an idempotent producer means the broker
+    refuses idempotence.
+
+    `start()` first bootstraps, where every failure becomes a `KafkaConnectionError`
+    (aiokafka's client catches the rest), and then asks the broker for a producer id
+    (InitProducerId). So an error the broker *answered* (`BrokerResponseError`: Tansu's
+    UnknownError, or ClusterAuthorizationFailed without the IDEMPOTENT_WRITE permission)
+    or a broker too old for the request (`IncompatibleBrokerVersion`) can only come from
+    there; a broker that is down or unreachable gives neither.
+    """
+    return isinstance(error, BrokerResponseError | IncompatibleBrokerVersion)
+
+
+def idempotence_refused(error: BaseException) -> str:
+    """The cause and the cure, for the relay's log and `/readyz` (whose detail keeps 200
+    characters: the broker's own words come last)."""
+    return (
+        "the broker refused the idempotent producer (InitProducerId failed): "
+        f"set {variable('kafka_idempotence')}=false for brokers without it"
+        f" (the broker answered {error})"
+    )
 
 
 def _record(message: JobMessage) -> Record:

@@ -17,7 +17,9 @@ sweeping a row this one is slow to publish); the worker is idempotent.
 `Reconciler` re-queues pictures that are still pending long after their job
 was sent: the broker may have lost it (the database, not the broker, is the
 record of every job). Both back off while a dependency is down and never let
-an error end the loop.
+an error end the loop. The relay logs why it cannot publish once per cause
+(and once when it publishes again), not at every retry, and keeps the age of
+the oldest waiting job (`outbox_age.OldestJob`) for `/readyz` and its gauge.
 """
 
 from __future__ import annotations
@@ -32,8 +34,9 @@ from datetime import UTC, datetime, timedelta
 from app.domain.figalization import Figalization
 from app.domain.image_job import ImageJob
 from app.jobs.handoff import Handoff
+from app.jobs.outbox_age import OldestJob
 from app.jobs.queue import JobQueue
-from app.metrics import JOBS_RELAYED, JOBS_REQUEUED, OUTBOX_BACKLOG
+from app.metrics import JOBS_RELAYED, JOBS_REQUEUED, OUTBOX_BACKLOG, OUTBOX_OLDEST_JOB_AGE
 from app.outages import QueueUnavailable, StoreUnavailable
 from app.store.outbox import SqlOutbox
 from app.store.writes import Committed
@@ -69,6 +72,13 @@ class OutboxRelay:
         self._deleted_at = 0.0
         self._swept_at = 0.0
         self._backlog_measured_at = 0.0
+        self._paused_because: str | None = None  # what the log last said stops the relay
+        self.oldest_job = OldestJob(outbox)
+
+    @property
+    def paused_because(self) -> str | None:
+        """Why the relay cannot publish now, as it logged it; None while it publishes."""
+        return self._paused_because
 
     def wake(self) -> None:
         self._wakeup.set()
@@ -80,6 +90,8 @@ class OutboxRelay:
         self._wakeup.set()
 
     async def run(self) -> None:
+        # The gauge follows the running relay's knowledge, computed at each scrape.
+        OUTBOX_OLDEST_JOB_AGE.set_function(self.oldest_job.known_seconds)
         backoff = 0.1
         while True:
             # Published rows wait at most DELETE_EVERY_SECONDS to be deleted.
@@ -91,13 +103,13 @@ class OutboxRelay:
                 pass
             self._wakeup.clear()
             try:
-                await self._publish_held()
+                sent = await self._publish_held()
                 if time.monotonic() - self._swept_at >= self._idle_seconds:
-                    await self.drain()
+                    sent += await self.drain()
                 elif time.monotonic() - self._deleted_at >= DELETE_EVERY_SECONDS:
                     await self._delete_published()
             except (StoreUnavailable, QueueUnavailable) as error:
-                log.warning("outbox relay paused: %s", error)
+                self._pause(str(error))
                 await self._measure_backlog()  # the backlog grows exactly now
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
@@ -106,6 +118,19 @@ class OutboxRelay:
                 await asyncio.sleep(MAX_BACKOFF_SECONDS)
             else:
                 backoff = 0.1
+                if sent:  # the queue took jobs: whatever stopped the relay is over
+                    self._resume()
+
+    def _pause(self, reason: str) -> None:
+        """Log the cause when it is new: a retry every few seconds is not news."""
+        if reason != self._paused_because:
+            log.warning("outbox relay cannot publish, retrying until it can: %s", reason)
+            self._paused_because = reason
+
+    def _resume(self) -> None:
+        if self._paused_because is not None:
+            log.info("outbox relay publishes again (it was stopped by: %s)", self._paused_because)
+            self._paused_because = None
 
     async def drain(self) -> int:
         """Publish what was handed over, then sweep until no sweepable row is left;
@@ -146,12 +171,14 @@ class OutboxRelay:
             self._state.deleted(seqs)
 
     async def _measure_backlog(self) -> None:
-        """At most once a second: a count of the outbox is cheap, but not per request."""
+        """At most once a second: a count of the outbox is cheap, but not per request
+        (the oldest job's age reads the table less often still, see `OldestJob`)."""
         now = time.monotonic()
         if now - self._backlog_measured_at >= 1.0:
             self._backlog_measured_at = now
             with contextlib.suppress(StoreUnavailable):  # a down database is logged already
                 OUTBOX_BACKLOG.set(await self._outbox.backlog())
+                await self.oldest_job.age_seconds()
 
 
 class Reconciler:

@@ -94,6 +94,19 @@ class SqlOutbox:
             count = await connection.scalar(sa.select(sa.func.count()).select_from(outbox_table))
         return int(count or 0)
 
+    async def oldest_written_at(self) -> datetime | None:
+        """When the oldest waiting job was written, None when the outbox is empty.
+
+        The row with the lowest `seq` (rows are numbered as they are written): one row
+        of the primary key's index, however long the backlog — cheap enough for a gauge.
+        """
+        query = sa.select(outbox_table.c.created_at).order_by(outbox_table.c.seq).limit(1)
+        async with self._database.connect() as connection:
+            written: datetime | None = await connection.scalar(query)
+        if written is not None and written.tzinfo is None:  # SQLite: naive, stored as UTC
+            written = written.replace(tzinfo=UTC)
+        return written
+
     async def stale_pending(self, *, queued_before: datetime, limit: int) -> list[Figalization]:
         """Pictures still pending long after their job was queued: the job may be lost."""
         waiting = sa.select(outbox_table.c.figalization_id)

@@ -15,6 +15,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import msgspec
 from litestar import Controller, Response, get
@@ -24,6 +25,7 @@ from app.runtime import Health
 
 CHECK_TIMEOUT_SECONDS = 1.0
 CACHE_SECONDS = 1.0
+Measure = TypeVar("Measure", int, float)
 
 
 class DependencyState(msgspec.Struct):
@@ -31,16 +33,24 @@ class DependencyState(msgspec.Struct):
     detail: str = ""
 
 
+class QueueState(DependencyState):
+    """The queue, and how long the oldest job not yet handed to it has waited: seconds,
+    0 when none waits, None when the database cannot say. It grows while the relay cannot
+    publish, whatever `ok` says (the broker may answer and still refuse the jobs)."""
+
+    oldest_job_age_seconds: float | None = None
+
+
 class Readiness(msgspec.Struct):
     ready: bool
     database: DependencyState
-    queue: DependencyState
+    queue: QueueState
     images: DependencyState
     outbox_backlog: int | None
 
 
 # The database, the queue, the image store, and the outbox backlog (None when unknown).
-Dependencies = tuple[DependencyState, DependencyState, DependencyState, int | None]
+Dependencies = tuple[DependencyState, QueueState, DependencyState, int | None]
 
 
 @dataclass
@@ -71,13 +81,15 @@ class ReadinessProbe:
             if self._cached is not None and time.monotonic() - self._cached[0] < CACHE_SECONDS:
                 return self._cached[1]
             health = self.health
-            database, queue, images, backlog = await asyncio.gather(
+            database, queue, images, backlog, age = await asyncio.gather(
                 _state(health.database),
                 _state(health.queue),
                 _state(health.images),
-                _backlog(health.backlog),
+                _measured(health.backlog),
+                _measured(health.oldest_job_age),
             )
-            states = (database, queue, images, backlog)
+            waited = None if age is None else round(age, 1)
+            states = (database, QueueState(queue.ok, queue.detail, waited), images, backlog)
             self._cached = (time.monotonic(), states)
             return states
 
@@ -91,10 +103,10 @@ async def _state(check: Callable[[], Awaitable[None]]) -> DependencyState:
     return DependencyState(ok=True)
 
 
-async def _backlog(backlog: Callable[[], Awaitable[int]]) -> int | None:
+async def _measured(measure: Callable[[], Awaitable[Measure]]) -> Measure | None:
     try:
         async with asyncio.timeout(CHECK_TIMEOUT_SECONDS):
-            return await backlog()
+            return await measure()
     except Exception:  # the database state already says why
         return None
 

@@ -270,8 +270,10 @@ async def test_after_real_traffic_every_charted_metric_is_exposed_and_has_moved(
     await wait_until(worker_reported_every_picture_and_no_lag_left, within=20)
     from_worker = await scrape(http, worker.metrics_url)
 
-    async def app_measured_an_empty_outbox() -> bool:  # the relay measures once a second
-        return total(await scrape(http, app_metrics), "figachechnaya_outbox_backlog") == 0
+    async def app_measured_an_empty_outbox() -> bool:  # the relay measures once a second,
+        exposed = await scrape(http, app_metrics)  # the oldest job's age every 3 s
+        waiting = ("figachechnaya_outbox_backlog", "figachechnaya_outbox_oldest_job_age_seconds")
+        return all(name in names(exposed) and total(exposed, name) == 0 for name in waiting)
 
     await wait_until(app_measured_an_empty_outbox, within=10)
     after = await scrape(http, app_metrics)
@@ -312,6 +314,7 @@ async def test_after_real_traffic_every_charted_metric_is_exposed_and_has_moved(
     partitions = label_values(from_worker, "figachechnaya_consumer_lag", "partition")
     assert partitions, "the worker reports no lag"
     assert partitions <= {"0", "1", "2", "3"}  # the test topic's partitions
+    assert total(from_worker, "figachechnaya_worker_assigned_partitions") == 4  # all, alone
 
 
 async def test_a_scrape_is_not_a_request_of_the_public_port(

@@ -136,8 +136,20 @@ async def no_backlog() -> int:
     return 0
 
 
+async def nothing_waits() -> float:
+    return 0.0
+
+
 async def test_the_app_is_ready_only_between_start_and_drain_whatever_its_dependencies() -> None:
-    probe = ReadinessProbe(Health(database=answers, queue=fails, images=fails, backlog=no_backlog))
+    probe = ReadinessProbe(
+        Health(
+            database=answers,
+            queue=fails,
+            images=fails,
+            backlog=no_backlog,
+            oldest_job_age=nothing_waits,
+        )
+    )
     starting = await probe.check()
     assert not starting.ready
     probe.start_serving()
