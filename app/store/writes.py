@@ -19,8 +19,9 @@ from typing import Any, NamedTuple, Protocol
 
 from app.domain.figalization import Figalization
 from app.domain.image_job import ImageJob, JobMessage
+from app.outages import StoreUnavailable
 from app.store.database import Database
-from app.store.group_commit import GroupCommit
+from app.store.group_commit import GroupCommit, Unconfirmed
 from app.store.outbox import outbox_row
 from app.store.postgres_batch import PostgresBatch
 from app.store.tables import COUNTER_SLOTS, counter_table, figalization_table, outbox_table
@@ -50,9 +51,16 @@ class BatchWrite(Protocol):
 
 
 class FigalizationWriter:
-    def __init__(self, batch: BatchWrite, *, committed: Callable[[Committed], None]) -> None:
+    def __init__(
+        self,
+        batch: BatchWrite,
+        *,
+        committed: Callable[[Committed], None],
+        wait_seconds: float | None = None,
+    ) -> None:
         self._batch = batch
         self._committed = committed
+        self._wait_seconds = wait_seconds
         self._group: GroupCommit[tuple[Figalization, ImageJob]] = GroupCommit(self._write)
 
     @classmethod
@@ -60,13 +68,21 @@ class FigalizationWriter:
         cls, database: Database, *, committed: Callable[[Committed], None]
     ) -> FigalizationWriter:
         """The writer with its database's batch; each committed batch goes to `committed`."""
-        if database.dialect_name == "postgresql":
-            return cls(PostgresBatch(database), committed=committed)
-        return cls(SqliteBatch(database), committed=committed)
+        batch = PostgresBatch(database) if database.dialect_name == "postgresql" else None
+        return cls(
+            batch or SqliteBatch(database),
+            committed=committed,
+            wait_seconds=database.timeout_seconds,
+        )
 
     async def add(self, figalization: Figalization, job: ImageJob) -> None:
-        """Return once the figalization and its job are committed; `StoreUnavailable` if not."""
-        await self._group.submit((figalization, job))
+        """Return once the figalization and its job are committed; `StoreUnavailable` if not
+        (also when not confirmed within the database timeout: it may still be committed,
+        and then its picture is made like any other's — the outbox row is swept)."""
+        try:
+            await self._group.submit((figalization, job), within=self._wait_seconds)
+        except Unconfirmed as error:
+            raise StoreUnavailable(str(error)) from error
 
     async def close(self) -> None:
         """Commit what is queued, then let go of the writer's connection (not the database)."""
