@@ -12,6 +12,7 @@ publishes a job itself, nor knows who does.
 
 from __future__ import annotations
 
+import logging
 import random
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -19,12 +20,15 @@ from typing import Any, NamedTuple, Protocol
 
 from app.domain.figalization import Figalization
 from app.domain.image_job import ImageJob, JobMessage
+from app.metrics import GROUP_COMMIT_BATCH
 from app.outages import StoreUnavailable
 from app.store.database import Database
 from app.store.group_commit import GroupCommit, Unconfirmed
 from app.store.outbox import outbox_row
 from app.store.postgres_batch import PostgresBatch
 from app.store.tables import COUNTER_SLOTS, counter_table, figalization_table, outbox_table
+
+log = logging.getLogger(__name__)
 
 
 class Committed(NamedTuple):
@@ -46,6 +50,8 @@ class BatchWrite(Protocol):
         """Commit the figalizations, `len(figalizations)` more in counter row `slot`, and the
         jobs' outbox rows (written at `now`); return the rows' `seq`s in the jobs' order."""
         ...
+
+    async def start(self) -> None: ...
 
     async def close(self) -> None: ...
 
@@ -84,12 +90,21 @@ class FigalizationWriter:
         except Unconfirmed as error:
             raise StoreUnavailable(str(error)) from error
 
+    async def start(self) -> None:
+        """Get the batch ready (connected, statement prepared); a database that is away now
+        only means the first batch connects, as after any outage."""
+        try:
+            await self._batch.start()
+        except StoreUnavailable as error:
+            log.warning("writer not ready at start (it connects on first use): %s", error)
+
     async def close(self) -> None:
         """Commit what is queued, then let go of the writer's connection (not the database)."""
         await self._group.close()
         await self._batch.close()
 
     async def _write(self, batch: list[tuple[Figalization, ImageJob]]) -> None:
+        GROUP_COMMIT_BATCH.observe(len(batch))
         slot = random.randrange(COUNTER_SLOTS)  # noqa: S311  (spreads writers, not a secret)
         jobs = [job.message() for _, job in batch]
         seqs = await self._batch.write(
@@ -124,6 +139,9 @@ class SqliteBatch:
                 .values(value=counter_table.c.value + len(figalizations))
             )
             return list(result.scalars())
+
+    async def start(self) -> None:
+        return None
 
     async def close(self) -> None:
         return None

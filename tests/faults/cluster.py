@@ -10,6 +10,7 @@ to every host from the root namespace, whose view is never cut.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import re
 import sys
 import time
@@ -73,6 +74,7 @@ class Cluster:
     workdir: Path
     processes: list[Process] = field(default_factory=list)
     settings: Settings | None = None
+    _spawned: Iterator[int] = field(default_factory=itertools.count)
 
     async def new_site(self, **overrides: Any) -> Settings:
         """A fresh database (migrated), topic and bucket; the settings every process gets."""
@@ -136,7 +138,7 @@ class Cluster:
         )
 
     def _spawn(self, host: str, argv: list[str], env: dict[str, str], url: str) -> Process:
-        log = self.workdir / f"{host}-{len(self.processes)}.log"
+        log = self.workdir / f"{host}-{next(self._spawned)}.log"
         server = ServerProcess(
             f"figachechnaya on {host}", argv, log, env=env, namespace=self.hosts[host].namespace
         )

@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 
 CLIENT_DEADLINE_SECONDS = 30.0
+_KEPT_HEADERS = ("retry-after", "x-figalization-stored")
 WORDS = ("велосипед", "молоко", "корабль", "собака", "телевизор", "пирожок", "самолёт")
 
 
@@ -32,6 +33,7 @@ class Answer:
     figalization_id: str | None = None
     body: Any = None
     error: str = ""
+    headers: dict[str, str] = field(default_factory=dict)  # the few a fault test asks about
 
 
 @dataclass
@@ -90,6 +92,7 @@ async def _one(
             stored=response.status_code == 201,
             figalization_id=figalization_id,
             body=body,
+            headers={k: v for k, v in response.headers.items() if k in _KEPT_HEADERS},
         )
     )
 
