@@ -168,6 +168,7 @@ def create_app(settings: Settings) -> Litestar:
             if settings.uses_sqlite:  # the single-process mode migrates itself
                 await upgrade_async(settings)
             await process.queue.start()
+            await process.writer.start()
             await runtime.live.refresh()
             tasks = [asyncio.create_task(loop) for loop in process.background_loops()]
             probe.start_serving()

@@ -33,6 +33,13 @@ FIGALIZATIONS = Counter(
 REJECTED_INPUTS = Counter(
     "figachechnaya_rejected_inputs", "Phrases refused by the input rules", ["code"]
 )
+# How many figalizations share one transaction: ~1 when idle, more under load or when
+# each round trip to the database is slow (the group commit absorbs latency this way).
+GROUP_COMMIT_BATCH = Histogram(
+    "figachechnaya_group_commit_batch_size",
+    "Figalizations written per transaction",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
+)
 
 # The way of a job from the database to the queue.
 JOBS_RELAYED = Counter("figachechnaya_outbox_relayed", "Image jobs published from the outbox")

@@ -13,11 +13,12 @@ picture records do.
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg  # type: ignore[import-untyped]
 import sqlalchemy as sa
@@ -28,6 +29,7 @@ from app.settings import Settings
 from app.store.engine import create_engine, postgres_connect_kwargs
 
 FAIL_FAST_SECONDS = 1.0
+T = TypeVar("T")
 
 # The driver's and the network's ways of saying "the database is away or refusing work".
 _AWAY: tuple[type[BaseException], ...] = (
@@ -56,18 +58,26 @@ def is_outage(error: BaseException) -> bool:
 
 class Database:
     def __init__(
-        self, engine: AsyncEngine, *, direct_connect_kwargs: dict[str, Any] | None = None
+        self,
+        engine: AsyncEngine,
+        *,
+        direct_connect_kwargs: dict[str, Any] | None = None,
+        timeout_seconds: float = 2.0,
     ) -> None:
         self._engine = engine
+        # FIGA_DB_TIMEOUT_SECONDS: the longest a request may wait for the database.
+        self.timeout_seconds = timeout_seconds
         self._direct_connect_kwargs = direct_connect_kwargs
         self._guard = _OutageGuard()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Database:
         engine = create_engine(settings)
+        timeout = settings.db_timeout_seconds
         if settings.uses_sqlite:
-            return cls(engine)
-        return cls(engine, direct_connect_kwargs=postgres_connect_kwargs(engine, settings))
+            return cls(engine, timeout_seconds=timeout)
+        direct = postgres_connect_kwargs(engine, settings)
+        return cls(engine, direct_connect_kwargs=direct, timeout_seconds=timeout)
 
     @property
     def dialect_name(self) -> str:
@@ -87,6 +97,27 @@ class Database:
             async with opener as connection:
                 yield connection
 
+    async def read(self, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+        """`work` on a pooled connection, answered within `timeout_seconds` in all.
+
+        Checkout, its ping, the statement and letting a broken connection go (the driver's
+        graceful close) each have a timeout of their own, so over a link that drops packets
+        their sum is what a request would wait. At the bound the caller gets
+        `StoreUnavailable` and the read finishes (or fails) in the background."""
+
+        async def run() -> T:
+            async with self.connect() as connection:
+                return await work(connection)
+
+        task = asyncio.create_task(run(), name="database-read")
+        try:
+            async with asyncio.timeout(self.timeout_seconds):
+                return await asyncio.shield(task)
+        except TimeoutError:
+            task.add_done_callback(_collect)
+            self._guard.trip()
+            raise StoreUnavailable(f"no answer within {self.timeout_seconds:g} s") from None
+
     async def connect_directly(self) -> Any:
         """A new asyncpg connection like the engine's, outside its pool (PostgreSQL only).
 
@@ -103,6 +134,12 @@ class Database:
         await self._engine.dispose()
 
 
+def _collect(task: asyncio.Task[Any]) -> None:
+    """An abandoned read's outcome, retrieved so asyncio does not report it as lost."""
+    if not task.cancelled():
+        task.exception()
+
+
 class _OutageGuard:
     """The outage rule as a plain context manager, reused: the write path enters it once a
     batch, and one `StoreUnavailable` makes the next calls fail at once for a moment."""
@@ -111,6 +148,10 @@ class _OutageGuard:
 
     def __init__(self) -> None:
         self._down_until = 0.0
+
+    def trip(self) -> None:
+        """An outage seen outside the guard: fail fast from now on, for a moment."""
+        self._down_until = time.monotonic() + FAIL_FAST_SECONDS
 
     def __enter__(self) -> None:
         if time.monotonic() < self._down_until:
@@ -123,6 +164,6 @@ class _OutageGuard:
         traceback: TracebackType | None,
     ) -> None:
         if isinstance(error, Exception) and is_outage(error):
-            self._down_until = time.monotonic() + FAIL_FAST_SECONDS
+            self.trip()
             message = str(error).splitlines()[0] if str(error) else repr(error)
             raise StoreUnavailable(message) from error

@@ -25,7 +25,7 @@ def create_engine(settings: Settings) -> AsyncEngine:
         )
         sa.event.listen(engine.sync_engine, "connect", _tune_sqlite)
         return engine
-    return create_async_engine(
+    engine = create_async_engine(
         settings.database_url,
         # Per process; the connection budget (replicas × (size + overflow + 1 for the
         # group commit)) is sized against the server's limit in docs/capacity.md.
@@ -35,6 +35,8 @@ def create_engine(settings: Settings) -> AsyncEngine:
         pool_timeout=settings.db_timeout_seconds,
         connect_args=_timeouts(settings),
     )
+    sa.event.listen(engine.sync_engine, "handle_error", _timeout_is_a_disconnect)
+    return engine
 
 
 def postgres_connect_kwargs(engine: AsyncEngine, settings: Settings) -> dict[str, Any]:
@@ -46,10 +48,21 @@ def postgres_connect_kwargs(engine: AsyncEngine, settings: Settings) -> dict[str
 
 
 def _timeouts(settings: Settings) -> dict[str, float]:
+    # One bound for connecting and for each statement: on a link that drops packets
+    # silently nothing else ends the wait, and the group commit's statement holds every
+    # request queued behind it (the statements here take milliseconds).
     return {
         "timeout": settings.db_timeout_seconds,
-        "command_timeout": settings.db_timeout_seconds * 5,
+        "command_timeout": settings.db_timeout_seconds,
     }
+
+
+def _timeout_is_a_disconnect(context: sa.engine.ExceptionContext) -> None:
+    """A statement that timed out leaves its connection mid-conversation with a server that
+    may not be listening (a link dropping packets): drop it from the pool instead of
+    rolling it back over that link, which waits another timeout."""
+    if isinstance(context.original_exception, TimeoutError | OSError):
+        context.is_disconnect = True
 
 
 def _tune_sqlite(connection: Any, _record: Any) -> None:

@@ -6,6 +6,12 @@ answers every waiter. Under load this turns N commits into one, which is
 what lets one process store thousands of figalizations a second; when idle a
 batch is one item and costs no extra latency. A request is answered only
 after its write is committed, so nothing acknowledged is ever lost.
+
+A waiter may give up after `within` seconds (a link to the database that drops
+packets answers nothing, and every request queued behind the stalled batch would
+wait with it): an item still queued is withdrawn, never written; an item in the
+batch on the wire may still be committed (`Unconfirmed.maybe_written`), so the
+caller must not claim it was lost either.
 """
 
 from __future__ import annotations
@@ -24,6 +30,15 @@ Item = TypeVar("Item")
 RESUME_AT_ONCE = 16
 
 
+class Unconfirmed(TimeoutError):
+    """The write was not confirmed within the waiter's time."""
+
+    def __init__(self, within: float, *, maybe_written: bool) -> None:
+        state = "may still be committed" if maybe_written else "withdrawn, not written"
+        super().__init__(f"not committed within {within:g} s ({state})")
+        self.maybe_written = maybe_written
+
+
 class GroupCommit(Generic[Item]):
     def __init__(
         self, write: Callable[[list[Item]], Awaitable[None]], *, max_batch: int = 256
@@ -34,16 +49,25 @@ class GroupCommit(Generic[Item]):
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
-    async def submit(self, item: Item) -> None:
-        """Return once `item` is committed; raise what the write raised."""
+    async def submit(self, item: Item, *, within: float | None = None) -> None:
+        """Return once `item` is committed; raise what the write raised, or `Unconfirmed`
+        after `within` seconds."""
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._pending.append((item, future))
+        entry = (item, future)
+        self._pending.append(entry)
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._run(), name="group-commit")
         self._wakeup.set()
-        # A cancelled waiter cancels only its own future: the batch is the writer task's,
-        # so the others' write goes on (and this item is still written: it was accepted).
-        await future
+        # A waiter that is cancelled or gives up leaves the batch alone: it is the writer
+        # task's, and the others' write goes on.
+        try:
+            async with asyncio.timeout(within):
+                await asyncio.shield(future)
+        except TimeoutError:
+            queued = entry in self._pending
+            if queued:
+                self._pending.remove(entry)
+            raise Unconfirmed(within or 0.0, maybe_written=not queued) from None
 
     async def close(self) -> None:
         """Write what is queued, then stop the writer task."""

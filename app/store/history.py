@@ -9,10 +9,12 @@ picture's status `pictures.py`'s, and a database that is away shows up as
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.domain.figalization import Figalization, ImageStatus
 from app.store.database import Database
@@ -40,18 +42,22 @@ class SqlHistory:
         query = figalization_table.select().order_by(figalization_table.c.id.desc()).limit(limit)
         if before is not None:
             query = query.where(figalization_table.c.id < before)
-        async with self._database.connect() as connection:
-            rows = (await connection.execute(query)).mappings().all()
-        return [to_figalization(row) for row in rows]
+
+        async def rows(connection: AsyncConnection) -> Sequence[Any]:
+            return (await connection.execute(query)).mappings().all()
+
+        return [to_figalization(row) for row in await self._database.read(rows)]
 
     async def latest(self) -> Figalization | None:
         query = figalization_table.select().order_by(figalization_table.c.id.desc()).limit(1)
         return await self._one(query)
 
     async def total(self) -> int:
-        async with self._database.connect() as connection:
-            value = await connection.scalar(sa.select(sa.func.sum(counter_table.c.value)))
-        return int(value or 0)
+
+        async def value(connection: AsyncConnection) -> Any:
+            return await connection.scalar(sa.select(sa.func.sum(counter_table.c.value)))
+
+        return int(await self._database.read(value) or 0)
 
     async def newest_with_result(self, result: str) -> Figalization | None:
         query = (
@@ -63,8 +69,11 @@ class SqlHistory:
         return await self._one(query)
 
     async def _one(self, query: sa.Select[Any]) -> Figalization | None:
-        async with self._database.connect() as connection:
-            row = (await connection.execute(query)).mappings().first()
+
+        async def first(connection: AsyncConnection) -> Any:
+            return (await connection.execute(query)).mappings().first()
+
+        row = await self._database.read(first)
         return None if row is None else to_figalization(row)
 
 

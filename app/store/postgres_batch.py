@@ -168,9 +168,7 @@ class PostgresBatch:
             "request_ids": [job.request_id for job in jobs],
         }
         with self._database.guard():
-            connection = self._connection
-            if connection is None or connection.is_closed():
-                connection = self._connection = await self._database.connect_directly()
+            connection = await self._connected()
             try:
                 rows = await connection.fetch(BATCH.sql, *BATCH.arguments(values))
             except BaseException:
@@ -178,6 +176,19 @@ class PostgresBatch:
                 connection.terminate()  # in an unknown state (or gone): never reuse it
                 raise
         return [row[0] for row in rows]
+
+    async def start(self) -> None:
+        """Connect and prepare the statement before the first request needs them: that costs
+        several round trips, which on a distant database would make the first batch slow."""
+        with self._database.guard():
+            connection = await self._connected()
+            await connection.prepare(BATCH.sql)  # kept in the connection's statement cache
+
+    async def _connected(self) -> Any:
+        connection = self._connection
+        if connection is None or connection.is_closed():
+            connection = self._connection = await self._database.connect_directly()
+        return connection
 
     async def close(self) -> None:
         connection, self._connection = self._connection, None

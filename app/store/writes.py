@@ -12,6 +12,7 @@ publishes a job itself, nor knows who does.
 
 from __future__ import annotations
 
+import logging
 import random
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -19,11 +20,15 @@ from typing import Any, NamedTuple, Protocol
 
 from app.domain.figalization import Figalization
 from app.domain.image_job import ImageJob, JobMessage
+from app.metrics import GROUP_COMMIT_BATCH
+from app.outages import StoreUnavailable
 from app.store.database import Database
-from app.store.group_commit import GroupCommit
+from app.store.group_commit import GroupCommit, Unconfirmed
 from app.store.outbox import outbox_row
 from app.store.postgres_batch import PostgresBatch
 from app.store.tables import COUNTER_SLOTS, counter_table, figalization_table, outbox_table
+
+log = logging.getLogger(__name__)
 
 
 class Committed(NamedTuple):
@@ -46,13 +51,22 @@ class BatchWrite(Protocol):
         jobs' outbox rows (written at `now`); return the rows' `seq`s in the jobs' order."""
         ...
 
+    async def start(self) -> None: ...
+
     async def close(self) -> None: ...
 
 
 class FigalizationWriter:
-    def __init__(self, batch: BatchWrite, *, committed: Callable[[Committed], None]) -> None:
+    def __init__(
+        self,
+        batch: BatchWrite,
+        *,
+        committed: Callable[[Committed], None],
+        wait_seconds: float | None = None,
+    ) -> None:
         self._batch = batch
         self._committed = committed
+        self._wait_seconds = wait_seconds
         self._group: GroupCommit[tuple[Figalization, ImageJob]] = GroupCommit(self._write)
 
     @classmethod
@@ -60,13 +74,29 @@ class FigalizationWriter:
         cls, database: Database, *, committed: Callable[[Committed], None]
     ) -> FigalizationWriter:
         """The writer with its database's batch; each committed batch goes to `committed`."""
-        if database.dialect_name == "postgresql":
-            return cls(PostgresBatch(database), committed=committed)
-        return cls(SqliteBatch(database), committed=committed)
+        batch = PostgresBatch(database) if database.dialect_name == "postgresql" else None
+        return cls(
+            batch or SqliteBatch(database),
+            committed=committed,
+            wait_seconds=database.timeout_seconds,
+        )
 
     async def add(self, figalization: Figalization, job: ImageJob) -> None:
-        """Return once the figalization and its job are committed; `StoreUnavailable` if not."""
-        await self._group.submit((figalization, job))
+        """Return once the figalization and its job are committed; `StoreUnavailable` if not
+        (also when not confirmed within the database timeout: it may still be committed,
+        and then its picture is made like any other's — the outbox row is swept)."""
+        try:
+            await self._group.submit((figalization, job), within=self._wait_seconds)
+        except Unconfirmed as error:
+            raise StoreUnavailable(str(error)) from error
+
+    async def start(self) -> None:
+        """Get the batch ready (connected, statement prepared); a database that is away now
+        only means the first batch connects, as after any outage."""
+        try:
+            await self._batch.start()
+        except StoreUnavailable as error:
+            log.warning("writer not ready at start (it connects on first use): %s", error)
 
     async def close(self) -> None:
         """Commit what is queued, then let go of the writer's connection (not the database)."""
@@ -74,6 +104,7 @@ class FigalizationWriter:
         await self._batch.close()
 
     async def _write(self, batch: list[tuple[Figalization, ImageJob]]) -> None:
+        GROUP_COMMIT_BATCH.observe(len(batch))
         slot = random.randrange(COUNTER_SLOTS)  # noqa: S311  (spreads writers, not a secret)
         jobs = [job.message() for _, job in batch]
         seqs = await self._batch.write(
@@ -108,6 +139,9 @@ class SqliteBatch:
                 .values(value=counter_table.c.value + len(figalizations))
             )
             return list(result.scalars())
+
+    async def start(self) -> None:
+        return None
 
     async def close(self) -> None:
         return None

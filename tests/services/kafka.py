@@ -41,6 +41,8 @@ class KafkaService(ControllableService):
         external_bootstrap_servers: str | None = None,
         *,
         port: int | None = None,
+        host: str = LOCALHOST,
+        namespace: str | None = None,
         start_timeout: float = 30.0,
     ) -> None:
         self.controllable = not external_bootstrap_servers
@@ -51,7 +53,8 @@ class KafkaService(ControllableService):
         if external_bootstrap_servers:
             self.bootstrap_servers = external_bootstrap_servers
             return
-        self.host = LOCALHOST
+        self.host = host
+        self.namespace = namespace  # a tests.services.netns host's, or the test's own
         self.port = port or free_port()
         self.bootstrap_servers = f"{self.host}:{self.port}"
 
@@ -159,6 +162,7 @@ class KafkaService(ControllableService):
             stop_signal=signal.SIGINT,
             death_signal=signal.SIGKILL,
             env={**os.environ, "NO_COLOR": "1"},
+            namespace=self.namespace,
         )
 
     def _answers_metadata(self) -> bool:

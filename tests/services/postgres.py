@@ -68,6 +68,8 @@ class PostgresService(ControllableService):
         external_url: str | None = None,
         *,
         port: int | None = None,
+        host: str = LOCALHOST,
+        namespace: str | None = None,
         start_timeout: float = 30.0,
     ) -> None:
         self.controllable = not external_url
@@ -78,7 +80,8 @@ class PostgresService(ControllableService):
         if external_url:
             self.url = asyncpg_url(external_url)
             return
-        self.host = LOCALHOST
+        self.host = host
+        self.namespace = namespace  # a tests.services.netns host's, or the test's own
         self.port = port or free_port()
         self.url = f"postgresql+asyncpg://{ADMIN_USER}@{self.host}:{self.port}/{ADMIN_DATABASE}"
 
@@ -149,6 +152,10 @@ class PostgresService(ControllableService):
         pgdata.mkdir()
         user = self._prepare_system_user(pgdata)
         self._initdb(pgdata, user)
+        if self.namespace is not None:
+            # On a test host the clients come from the other hosts' addresses, not loopback.
+            with (pgdata / "pg_hba.conf").open("a") as hba:
+                hba.write("host all all 0.0.0.0/0 trust\n")
         settings = [
             arg for key, value in SERVER_SETTINGS.items() for arg in ("-c", f"{key}={value}")
         ]
@@ -162,6 +169,7 @@ class PostgresService(ControllableService):
             death_signal=signal.SIGQUIT,  # "immediate" shutdown, children included
             user=user,
             group=_primary_group(user),
+            namespace=self.namespace,
         )
 
     def _prepare_system_user(self, pgdata: Path) -> str | None:

@@ -101,6 +101,12 @@ def make_workdir(kind: str) -> Path:
     return Path(tempfile.mkdtemp(prefix=f"figa-{kind}-{os.getpid()}-", dir=root))
 
 
+def _primary_gid(user: str) -> int:
+    import pwd
+
+    return pwd.getpwnam(user).pw_gid
+
+
 def _is_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)  # signal 0: only asks whether the process exists
@@ -125,8 +131,10 @@ class ServerProcess:
         user: str | None = None,
         group: int | None = None,
         env: Mapping[str, str] | None = None,
+        namespace: str | None = None,
     ) -> None:
         self.name = name
+        self.namespace = namespace
         self.argv = list(argv)
         self.log_path = log_path
         self.stop_signal = stop_signal
@@ -151,24 +159,39 @@ class ServerProcess:
             return
         with self.log_path.open("ab") as log:
             stamp = datetime.now(UTC).isoformat(timespec="milliseconds")
-            log.write(f"\n---- {stamp} starting: {' '.join(self.argv)}\n".encode())
+            log.write(f"\n---- {stamp} starting: {' '.join(self._argv())}\n".encode())
             log.flush()
+            in_namespace = self.namespace is not None
             self._process = subprocess.Popen(
-                self.argv,
+                self._argv(),
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 # Ctrl+C in the terminal reaches pytest only; its teardown stops us.
                 start_new_session=True,
                 preexec_fn=_die_with_parent(self.death_signal),
-                user=self.user,
-                group=self.group,
-                extra_groups=[] if self.user is not None else None,
+                # In a namespace the user is changed after `ip netns exec` (which needs root).
+                user=None if in_namespace else self.user,
+                group=None if in_namespace else self.group,
+                extra_groups=[] if self.user is not None and not in_namespace else None,
                 env=self.env,
             )
         if not self._exit_hook_registered:
             atexit.register(self.stop)
             self._exit_hook_registered = True
+
+    def _argv(self) -> list[str]:
+        """The command line; inside `namespace` (a `tests.services.netns` host) when given.
+
+        `ip netns exec` and `setpriv` exec the server, so the pid we signal is the server's."""
+        if self.namespace is None:
+            return self.argv
+        as_user: list[str] = []
+        if self.user is not None:
+            group = self.group if self.group is not None else _primary_gid(self.user)
+            as_user = ["setpriv", f"--reuid={self.user}", f"--regid={group}", "--clear-groups"]
+            as_user.append("--")
+        return ["ip", "netns", "exec", self.namespace, *as_user, *self.argv]
 
     def stop(self, timeout: float = 10.0) -> None:
         """The stop signal; each `timeout` it outlives, the death signal, then SIGKILL."""

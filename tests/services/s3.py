@@ -18,13 +18,20 @@ Never deletes a bucket it did not create.
 from __future__ import annotations
 
 import logging
+import socket
+import sys
 import threading
 import time
 import uuid
 from typing import Any
 
 from tests.services.ports import LOCALHOST, free_port
-from tests.services.processes import ControllableService, ServiceError
+from tests.services.processes import (
+    ControllableService,
+    ServerProcess,
+    ServiceError,
+    make_workdir,
+)
 
 FAKE_KEY = "testing"
 FAKE_SECRET = "testing"
@@ -40,16 +47,20 @@ class S3Service(ControllableService):
         key: str | None = None,
         secret: str | None = None,
         port: int | None = None,
+        host: str = LOCALHOST,
+        namespace: str | None = None,
     ) -> None:
         self.controllable = not external_endpoint_url
         self.last_start_seconds: float | None = None
         self._server: Any = None
         self._thread: threading.Thread | None = None
+        self._process: ServerProcess | None = None
         if external_endpoint_url:
             self.endpoint_url = external_endpoint_url
             self.key, self.secret = key, secret
             return
-        self.host = LOCALHOST
+        self.host = host
+        self.namespace = namespace  # a tests.services.netns host's, or the test's own
         self.port = port or free_port()
         self.endpoint_url = f"http://{self.host}:{self.port}"
         self.key, self.secret = key or FAKE_KEY, secret or FAKE_SECRET
@@ -58,6 +69,8 @@ class S3Service(ControllableService):
     def is_running(self) -> bool:
         if not self.controllable:
             return True
+        if self._process is not None:
+            return self._process.running
         return self._thread is not None and self._thread.is_alive()
 
     def storage_options(self) -> dict[str, Any]:
@@ -107,6 +120,10 @@ class S3Service(ControllableService):
         if self.is_running:
             return
         started = time.monotonic()
+        if self.namespace is not None:
+            self._start_in_namespace()
+            self.last_start_seconds = time.monotonic() - started
+            return
         from moto.server import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
         from werkzeug.serving import make_server
 
@@ -129,9 +146,31 @@ class S3Service(ControllableService):
         self._thread.start()
         self.last_start_seconds = time.monotonic() - started
 
+    def _start_in_namespace(self) -> None:
+        """Moto as a process of a `tests.services.netns` host (its buckets die with it)."""
+        if self._process is None:
+            workdir = make_workdir("s3")
+            argv = [sys.executable, "-m", "moto.server", "-H", self.host, "-p", str(self.port)]
+            self._process = ServerProcess(
+                "S3 (moto)", argv, workdir / "moto.log", namespace=self.namespace
+            )
+        self._process.spawn()
+        self._process.wait_ready(self._accepts, timeout=30.0, what="accepting")
+
+    def _accepts(self) -> bool:
+        try:
+            with socket.create_connection((self.host, self.port), timeout=1.0):
+                return True
+        except OSError:
+            return False
+
     def stop(self) -> None:
-        """Stop serving and close the socket; the buckets stay in moto's memory."""
+        """Stop serving and close the socket; the buckets stay in moto's memory
+        (not so for moto in a namespace: a process of its own, whose buckets end with it)."""
         self._require_control()
+        if self._process is not None:
+            self._process.stop()
+            return
         if self._server is not None:
             self._server.shutdown()  # serve_forever returns and closes the socket
         if self._thread is not None:
