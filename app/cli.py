@@ -60,6 +60,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
     from app.asgi import create_app
+    from app.graceful_stop import DrainingServer
     from app.process_tuning import tune_garbage_collector
 
     # uvicorn re-raises SIGTERM once its graceful shutdown is over (>= 0.29); with the
@@ -83,7 +84,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         config = uvicorn.Config(create_app(settings), **server)
         config.load()  # imports the event loop and protocol modules uvicorn will serve with
         tune_garbage_collector()  # after the app and the server are built: frozen too
-        uvicorn_server = uvicorn.Server(config)
+        uvicorn_server = DrainingServer(config)  # a stop resets no accepted connection
         with contextlib.suppress(KeyboardInterrupt):
             uvicorn_server.run()
         if not uvicorn_server.started:  # the port was taken or the app's start-up failed (logged)
