@@ -24,12 +24,14 @@ import re
 import shutil
 import signal
 import statistics
+import subprocess
 import sys
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -40,10 +42,12 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from app.cli import GRACE_SECONDS
 from app.settings import Settings
 from app.store.tables import figalization_table
+from tests.conftest import AppClient, wait_until
 from tests.distributed import process_env
 from tests.services.ports import LOCALHOST, free_port
 from tests.services.processes import ServerProcess
 from tests.services.s3 import S3Service
+from workers.shutdown import GRACE_SECONDS as WORKER_GRACE_SECONDS
 
 REPO = Path(__file__).resolve().parents[2]
 NGINX_CONF = REPO / "deploy" / "nginx" / "nginx.conf"
@@ -64,6 +68,20 @@ def answers_200(url: str) -> bool:
         return httpx.get(url, timeout=2).status_code == 200
     except httpx.HTTPError:
         return False
+
+
+async def sigterm(process: ServerProcess, *, within: float) -> tuple[int | None, float]:
+    """SIGTERM, as a rolling restart sends it: (exit status or None, seconds it took)."""
+    popen = process._process  # the test's own child
+    assert popen is not None, f"{process.name} was never started"
+    assert popen.poll() is None, f"{process.name} is not running"
+    popen.send_signal(signal.SIGTERM)
+    signalled = time.monotonic()
+    try:
+        status = await asyncio.to_thread(popen.wait, within)
+    except subprocess.TimeoutExpired:
+        return None, time.monotonic() - signalled
+    return status, time.monotonic() - signalled
 
 
 @dataclass
@@ -96,17 +114,7 @@ class Replica:
                 await asyncio.sleep(0.1)
 
     async def sigterm(self) -> tuple[int | None, float]:
-        """SIGTERM, as a rolling restart sends it; (exit status, seconds it took)."""
-        popen = self.process._process  # the test's own child
-        assert popen is not None, f"{self.name} was never started"
-        assert popen.poll() is None, f"{self.name} is not running"
-        popen.send_signal(signal.SIGTERM)
-        signalled = time.monotonic()
-        try:
-            status = await asyncio.to_thread(popen.wait, GRACE_SECONDS + 5)
-        except TimeoutError:
-            return None, time.monotonic() - signalled
-        return status, time.monotonic() - signalled
+        return await sigterm(self.process, within=GRACE_SECONDS + 5)
 
     def requests_answered(self) -> float:
         """Requests this process (the one running now) has answered, from its /metrics."""
@@ -388,3 +396,137 @@ async def test_a_rolling_restart_of_the_app_behind_nginx_fails_no_request_and_lo
     # was down): a rolling restart. (nginx skips the second for 10 s after its last refusal.)
     assert first.requests_answered() > 0, f"{first.name} got no traffic after its restart"
     assert p99(during) < 2.0, report  # nginx's proxy_connect_timeout: no request waits it out
+
+
+# --- the worker's rolling restart --------------------------------------------------------------
+
+WORKER_RATE = 20  # figalizations per second
+READY_LINE = re.compile(r"picture (\w+) ready\b")
+AGAIN_LINE = re.compile(r"picture (\w+) was ready already")
+REDELIVERED = re.compile(r"^figachechnaya_image_jobs_redelivered_total (\S+)$", re.M)
+
+
+async def statuses(client: Any, ids: list[str]) -> list[str]:
+    answers = await asyncio.gather(*(client.get(f"/api/v2/figalizations/{i}") for i in ids))
+    return [answer.json()["image"]["status"] for answer in answers]
+
+
+@dataclass
+class Worker:
+    """One `figachechnaya worker` with its log and its metrics port."""
+
+    name: str
+    metrics_port: int
+    process: ServerProcess
+
+    def log(self) -> str:
+        return self.process.log_path.read_text(encoding="utf-8", errors="replace")
+
+    def redelivered(self) -> float:
+        """figachechnaya_image_jobs_redelivered_total from its /metrics."""
+        text = httpx.get(f"http://{LOCALHOST}:{self.metrics_port}/metrics", timeout=5).text
+        (value,) = REDELIVERED.findall(text)
+        return float(value)
+
+
+@dataclass
+class WorkerPool:
+    settings: Settings
+    s3: S3Service
+    tmp_path: Path
+    workers: list[Worker] = field(default_factory=list)
+
+    async def start(self) -> Worker:
+        """A worker that has joined the group and serves its metrics."""
+        name, port = f"worker-{len(self.workers)}", free_port()
+        env = process_env(self.settings, self.s3, FIGA_WORKER_METRICS_PORT=str(port))
+        process = ServerProcess(
+            name, [FIGACHECHNAYA, "worker"], self.tmp_path / f"{name}.log", env=env
+        )
+        worker = Worker(name, port, process)
+        self.workers.append(worker)
+        process.spawn()
+
+        def joined() -> bool:
+            return "worker joined group" in worker.log()
+
+        await asyncio.to_thread(process.wait_ready, joined, timeout=30, what="joining the group")
+        return worker
+
+    def logs(self) -> str:
+        return "\n".join(f"--- {w.name}\n{w.process.log_tail(30)}" for w in self.workers)
+
+    def stop_all(self) -> None:
+        for worker in self.workers:
+            worker.process.stop()
+
+
+@pytest.fixture
+async def worker_pool(
+    stack_settings: Settings, s3_service: S3Service, tmp_path: Path
+) -> AsyncIterator[WorkerPool]:
+    # The reconciler waits out the test: a picture drawn twice came twice from Kafka.
+    settings = stack_settings.model_copy(update={"image_retry_seconds": 3600})
+    pool = WorkerPool(settings, s3_service, tmp_path)
+    yield pool
+    await asyncio.to_thread(pool.stop_all)
+
+
+async def test_a_rolling_restart_of_the_worker_makes_every_picture_exactly_once(
+    worker_pool: WorkerPool, app_client: AppClient, s3_bucket: str
+) -> None:
+    client = await app_client(worker_pool.settings)
+    first = await worker_pool.start()
+    created: list[str] = []
+    failed: list[str] = []
+
+    async def figalize_one(n: int) -> None:
+        answer = await client.post("/api/v2/figalizations", json={"phrase": f"Самовар {n}"})
+        if answer.status_code == 201:
+            created.append(answer.json()["id"])
+        else:
+            failed.append(f"{answer.status_code} {answer.text[:100]}")
+
+    async def load() -> None:
+        started, tasks = time.monotonic(), []
+        for n in range(int(WORKER_RATE * LOAD_SECONDS)):
+            delay = started + n / WORKER_RATE - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(figalize_one(n)))
+        await asyncio.gather(*tasks)
+
+    running = asyncio.create_task(load())
+    await asyncio.sleep(3)
+    second = await worker_pool.start()  # the new replica is up before the old one goes
+    await asyncio.sleep(1)
+    counted = {first.name: first.redelivered()}
+    status, took = await sigterm(first.process, within=WORKER_GRACE_SECONDS + 5)
+    replacement = await worker_pool.start()
+    await running
+    assert failed == []
+    assert status == 0, f"{first.name} exited {status} {took:.1f}s after SIGTERM"
+
+    async def all_pictures_made() -> bool:
+        return "pending" not in await statuses(client, created)
+
+    await wait_until(all_pictures_made, within=40, every=0.5)
+    counted |= {w.name: w.redelivered() for w in (second, replacement)}
+    logs = "".join(w.log() for w in worker_pool.workers)
+    drawn = Counter(READY_LINE.findall(logs))
+    again = AGAIN_LINE.findall(logs)
+    report = (
+        f"{len(created)} pictures; redeliveries counted {counted}, logged {len(again)}; "
+        f"drawn more than once: {sum(1 for c in drawn.values() if c > 1)}; "
+        f"{first.name} exited {status} {took:.1f}s after SIGTERM"
+    )
+    print(report)
+    assert again == [], f"{report}\n{worker_pool.logs()}"
+    assert set(counted.values()) == {0.0}, report
+    assert drawn == Counter(dict.fromkeys(created, 1)), (
+        f"every picture drawn exactly once: {report}"
+    )
+    assert set(await statuses(client, created)) == {"ready"}
+    filesystem = worker_pool.s3.filesystem(use_listings_cache=False)
+    objects = sorted(Path(p).name for p in filesystem.find(f"{s3_bucket}/pictures"))
+    assert objects == sorted(f"{i}.png" for i in created)
