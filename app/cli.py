@@ -20,7 +20,7 @@ from app.domain.schemes import CatalogueError
 from app.logs import configure_logging
 from app.settings import Settings, SettingsError
 
-GRACE_SECONDS = 20  # SIGTERM: in-flight requests get this long (Kubernetes waits 30 s)
+GRACE_SECONDS = 20  # SIGTERM: in-flight requests get this long (Kubernetes waits 40 s)
 
 
 def main(argv: list[str] | None = None) -> int:
