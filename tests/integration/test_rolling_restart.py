@@ -19,7 +19,7 @@ requests failed (502 "no live upstreams": nginx skips a replica for 10 s after
 one refused connection, so stopping the second one sooner took both away; and
 502 on POSTs reset in the stopping app's accept queue), and 17 of 300 pictures
 were drawn twice (the surviving worker's batch outlived a rebalance). After:
-0 failed, p99 18-40 ms during the restarts; 0 redeliveries.
+0 failed, p99 18-61 ms during the restarts; 0 redeliveries.
 """
 
 from __future__ import annotations
