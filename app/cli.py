@@ -23,7 +23,7 @@ from app.domain.schemes import CatalogueError
 from app.logs import configure_logging
 from app.settings import Settings, SettingsError, variable
 
-GRACE_SECONDS = 20  # SIGTERM: in-flight requests get this long (Kubernetes waits 30 s)
+GRACE_SECONDS = 20  # SIGTERM: in-flight requests get this long (Kubernetes waits 40 s)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -84,6 +84,7 @@ def _run(args: argparse.Namespace, settings: Settings, chosen: dict[str, str]) -
 
     from app import header_timeout
     from app.asgi import create_app
+    from app.graceful_stop import DrainingServer
     from app.process_tuning import tune_garbage_collector
 
     # uvicorn re-raises SIGTERM once its graceful shutdown is over (>= 0.29); with the
@@ -111,7 +112,7 @@ def _run(args: argparse.Namespace, settings: Settings, chosen: dict[str, str]) -
         config = uvicorn.Config(create_app(settings), **server)
         config.load()  # imports the event loop and protocol modules uvicorn will serve with
         tune_garbage_collector()  # after the app and the server are built: frozen too
-        uvicorn_server = uvicorn.Server(config)
+        uvicorn_server = DrainingServer(config)  # a stop resets no accepted connection
         with contextlib.suppress(KeyboardInterrupt):
             uvicorn_server.run()
         if not uvicorn_server.started:  # the port was taken or the app's start-up failed (logged)

@@ -58,6 +58,11 @@ JOBS_DONE = Counter(
     "figachechnaya_image_jobs", "Image jobs finished, by outcome", ["outcome"]
 )  # outcome: ready | failed | invalid
 STORE_RETRIES = Counter("figachechnaya_image_store_retries", "Picture uploads retried")
+# Kafka delivers at least once: a job for a picture already ready came again (a worker
+# stopped or the group rebalanced before its batch was committed). Drawn twice, stored once.
+JOBS_REDELIVERED = Counter(
+    "figachechnaya_image_jobs_redelivered", "Image jobs that made a picture already ready"
+)
 RENDER_SECONDS = Histogram(
     "figachechnaya_image_render_seconds", "Time to draw one picture", buckets=_PICTURE
 )

@@ -24,8 +24,8 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from aiokafka import AIOKafkaConsumer, ConsumerRecord
-from aiokafka.errors import KafkaError
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
 from app.domain.image_job import JobMessage
 from app.images import FsspecImageStore
@@ -36,6 +36,7 @@ from app.settings import Settings
 from app.store.database import Database
 from app.store.pictures import SqlPictureRecords
 from workers.assignment import AssignmentReport
+from workers.handover import Handover
 from workers.liveness import Heartbeat
 from workers.pipeline import JobLeft, PictureMaker, RetryPolicy
 from workers.shutdown import (
@@ -81,12 +82,14 @@ async def work(settings: Settings, stopping: asyncio.Event, heartbeat: Heartbeat
     policy = RetryPolicy(max_attempts=settings.image_max_attempts)
     records = SqlPictureRecords(database)
     maker = PictureMaker(images, records, policy, stopping=stopping, waiting=heartbeat.beat)
+    # A rebalance waits for the batch's commit, and is logged with what it gives this worker.
+    handover = Handover(wait_seconds=FINISH_SECONDS, report=AssignmentReport(settings.kafka_topic))
     try:
-        consumer = await connect(settings, stopping, heartbeat)
+        consumer = await connect(settings, stopping, heartbeat, handover)
         if consumer is None:
             return
         try:
-            rounds = consume(consumer, maker, stopping, heartbeat)
+            rounds = consume(consumer, maker, stopping, heartbeat, handover)
             await finish_within(FINISH_SECONDS, stopping, rounds)
         finally:
             await at_most(CLOSE_SECONDS, consumer.stop(), "leaving the group")
@@ -97,7 +100,7 @@ async def work(settings: Settings, stopping: asyncio.Event, heartbeat: Heartbeat
 
 
 async def connect(
-    settings: Settings, stopping: asyncio.Event, heartbeat: Heartbeat
+    settings: Settings, stopping: asyncio.Event, heartbeat: Heartbeat, handover: Handover
 ) -> AIOKafkaConsumer | None:
     """A started consumer in the group, retrying while the broker is unreachable
     (each attempt is bounded by the client's request timeout, and beats the heart)."""
@@ -113,7 +116,7 @@ async def connect(
             session_timeout_ms=settings.kafka_session_timeout_ms,
             heartbeat_interval_ms=settings.kafka_heartbeat_interval_ms,
         )
-        consumer.subscribe([settings.kafka_topic], listener=AssignmentReport(settings.kafka_topic))
+        consumer.subscribe([settings.kafka_topic], listener=handover)
         try:
             await ensure_topic(settings)
             await consumer.start()
@@ -129,20 +132,26 @@ async def connect(
 
 
 async def consume(
-    consumer: AIOKafkaConsumer, maker: PictureMaker, stopping: asyncio.Event, heartbeat: Heartbeat
+    consumer: AIOKafkaConsumer,
+    maker: PictureMaker,
+    stopping: asyncio.Event,
+    heartbeat: Heartbeat,
+    handover: Handover,
 ) -> None:
     """Poll a batch, make its pictures a few at a time, commit it, repeat until SIGTERM;
-    each round beats the heart (`/healthz` fails when rounds stop coming)."""
+    each round beats the heart (`/healthz` fails when rounds stop coming). A rebalance
+    waits for the batch being made (`workers.handover`)."""
     while not stopping.is_set():
         heartbeat.beat()
-        batches = await consumer.getmany(timeout_ms=POLL_TIMEOUT_MS, max_records=MAX_RECORDS)
-        messages = [message for batch in batches.values() for message in batch]
-        JOBS_CONSUMED.inc(len(messages))
-        if not await make_all(maker, messages):
-            log.info("SIGTERM: the batch is left unfinished and uncommitted, to come again")
-            return
-        if batches:
-            await consumer.commit({tp: batch[-1].offset + 1 for tp, batch in batches.items()})
+        async with handover.batch():
+            batches = await consumer.getmany(timeout_ms=POLL_TIMEOUT_MS, max_records=MAX_RECORDS)
+            messages = [message for batch in batches.values() for message in batch]
+            JOBS_CONSUMED.inc(len(messages))
+            if not await make_all(maker, messages):
+                log.info("SIGTERM: the batch is left unfinished and uncommitted, to come again")
+                return
+            if batches:
+                await commit(consumer, {tp: batch[-1].offset + 1 for tp, batch in batches.items()})
         await measure_lag(consumer)
     log.info("SIGTERM: the current batch is finished and committed, leaving the group")
 
@@ -168,6 +177,15 @@ async def make_all(maker: PictureMaker, messages: list[ConsumerRecord[bytes, byt
     except* JobLeft:
         left = True
     return not left
+
+
+async def commit(consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, int]) -> None:
+    """Commit a made batch; when the group moved on without it (a revocation that did
+    not wait), its jobs come again to the partitions' new owner: at least once."""
+    try:
+        await consumer.commit(offsets)
+    except (CommitFailedError, IllegalStateError) as error:
+        log.warning("the batch was made but not committed (%s): its jobs come again", error)
 
 
 def job_message(message: ConsumerRecord[bytes, bytes]) -> JobMessage:

@@ -10,6 +10,8 @@ mode (`workers.inprocess`) — so both make the same picture under the same rule
   backoff up to the attempt limit, then it is `failed`;
 - recording the outcome is retried while the database is away, since an
   unrecorded picture would only be drawn again;
+- a job that makes a picture already `ready` (it was delivered again) leaves
+  the record as it is and counts in `figachechnaya_image_jobs_redelivered_total`;
 - once the worker is stopping, nothing is retried any more: the job raises
   `JobLeft`, unrecorded, so its Kafka batch is not committed and is delivered
   again (the picture's key is its id, so drawing it twice overwrites one object);
@@ -32,13 +34,14 @@ from app.logs import request_id_var
 from app.metrics import (
     END_TO_END_SECONDS,
     JOBS_DONE,
+    JOBS_REDELIVERED,
     LAST_PICTURE,
     RENDER_SECONDS,
     STORE_RETRIES,
     UPLOAD_SECONDS,
 )
 from app.outages import ImageStoreUnavailable, StoreUnavailable
-from app.store.pictures import PictureRecords
+from app.store.pictures import PictureRecords, Recorded
 from workers.render import render_card
 from workers.shutdown import sleep_unless
 
@@ -143,14 +146,19 @@ class PictureMaker:
         while True:
             attempt += 1
             try:
-                await self._pictures.record(figalization_id, status, key)
+                recorded = await self._pictures.record(figalization_id, status, key)
             except StoreUnavailable as error:
                 log.warning(
                     "recording picture %s waits for the database: %s", figalization_id, error
                 )
                 await self._before_retry(attempt)
             else:
-                return
+                break
+        if recorded is Recorded.ALREADY_READY:
+            JOBS_REDELIVERED.inc()
+            log.warning("picture %s was ready already: its job came again", figalization_id)
+        elif recorded is Recorded.NO_SUCH_FIGALIZATION:
+            log.error("picture %s belongs to no stored figalization", figalization_id)
 
     async def _before_retry(self, attempt: int) -> None:
         """The backoff before another attempt, cut short by the stop, which leaves the job."""

@@ -169,6 +169,7 @@ def nginx(
             ("resolver 127.0.0.11 valid=10s ipv6=off;", "", "Docker's DNS; no names below"),
             # `resolve` (nginx >= 1.27.3, Debian has 1.22) re-reads Docker's DNS for replicas.
             ("server app:8000 resolve;", f"server {LOCALHOST}:{ports['app']};", "the app"),
+            ("app:8000 resolve backup", f"{LOCALHOST}:{ports['app']} backup", "it, as backup"),
             ("server minio:9000 resolve;", f"server {s3.netloc};", "the test S3 server"),
             ("listen 8080;", f"listen {LOCALHOST}:{ports['nginx']};", "a free loopback port"),
         ],
