@@ -77,13 +77,14 @@ class DrainingServer(uvicorn.Server):
     async def _wait_for_first_requests(self, seconds: float) -> None:
         """Until every HTTP connection has begun a request (uvicorn's protocols hold it
         in `cycle`, None before the first), or `seconds` pass."""
-        http = self.config.http_protocol_class
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
+            # By attribute, not by class: the configured protocol may be a factory (a
+            # partial of app.header_timeout's protocol); websockets have no `cycle`.
             waiting = [
                 connection
                 for connection in self.server_state.connections
-                if isinstance(connection, http) and getattr(connection, "cycle", None) is None
+                if hasattr(connection, "cycle") and connection.cycle is None
             ]
             if not waiting:
                 return

@@ -99,7 +99,9 @@ async def _state(check: Callable[[], Awaitable[None]]) -> DependencyState:
         async with asyncio.timeout(CHECK_TIMEOUT_SECONDS):
             await check()
     except Exception as error:  # any failure means "not ok"; the detail says which
-        return DependencyState(ok=False, detail=type(error).__name__ + ": " + str(error)[:200])
+        # A silent link says nothing at all: say how long it was waited for.
+        said = str(error) or f"no answer within {CHECK_TIMEOUT_SECONDS:g} s"
+        return DependencyState(ok=False, detail=type(error).__name__ + ": " + said[:200])
     return DependencyState(ok=True)
 
 
