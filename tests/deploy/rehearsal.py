@@ -29,6 +29,18 @@ import pytest
 from tests.services.s3 import S3Service
 
 Objects = list[dict[str, Any]]
+
+
+def settings_of(objects: Objects) -> dict[str, str]:
+    """The `FIGA_*` settings of a rendered overlay: its settings ConfigMap's data."""
+    (config_map,) = [
+        o for o in objects
+        if o["kind"] == "ConfigMap" and o["metadata"]["name"].startswith("figachechnaya-settings")
+    ]  # fmt: skip
+    data: dict[str, str] = config_map["data"]
+    return data
+
+
 LOOPBACK = "127.0.0.1"
 ALL_ADDRESSES = "0.0.0.0"  # noqa: S104 - a value read from the manifests, nothing bound
 VENV_BIN = Path(sys.executable).parent  # stands for the image's /opt/venv/bin

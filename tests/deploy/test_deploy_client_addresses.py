@@ -10,32 +10,20 @@ tests/integration/test_hostile_clients_proxy.py and test_running_configs.py.
 from __future__ import annotations
 
 import ipaddress
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from app.settings import Settings
-
-Objects = list[dict[str, Any]]
-
-
-def config_map_settings(objects: Objects) -> dict[str, str]:
-    (config_map,) = [
-        o for o in objects
-        if o["kind"] == "ConfigMap" and o["metadata"]["name"].startswith("figachechnaya-settings")
-    ]  # fmt: skip
-    data: dict[str, str] = config_map["data"]
-    return data
+from tests.deploy.rehearsal import Objects, settings_of
 
 
 @pytest.mark.parametrize("env", ["dev", "prod"])
 def test_the_cluster_believes_only_its_pod_network_and_links_name_the_ingress_host(
     rendered: dict[str, Objects], env: str, parse_hcl: Any, repo: Path
 ) -> None:
-    settings = Settings.from_env(config_map_settings(rendered[env]))
+    settings = Settings.from_env(settings_of(rendered[env]))
     network = parse_hcl(repo / "terraform/modules/network/variables.tf")
     variables = {name: block for entry in network["variable"] for name, block in entry.items()}
     assert settings.forwarded_allow_ips == variables["pod_cidr"]["default"]
@@ -58,16 +46,3 @@ def test_compose_believes_only_the_proxy_at_its_fixed_address(compose: dict[str,
     (subnet,) = [c["subnet"] for c in compose["networks"]["edge"]["ipam"]["config"]]
     assert ipaddress.ip_address(proxy) in ipaddress.ip_network(subnet)
     assert "edge" in app["networks"], "the app meets the proxy on that network"
-
-
-def test_compose_links_follow_the_published_port(repo: Path, tool: Any) -> None:
-    docker_compose = tool("docker-compose", "apt-get install docker-compose")
-    result = subprocess.run(
-        [docker_compose, "--file", "compose.yaml", "config"],
-        cwd=repo, capture_output=True, text=True, timeout=60, check=False,
-        env={"PATH": "/usr/bin:/bin", "FIGA_HTTP_PORT": "18080"},
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    services = yaml.safe_load(result.stdout)["services"]
-    for name in ("app", "worker", "migrate"):
-        assert services[name]["environment"]["FIGA_PUBLIC_BASE_URL"] == "http://localhost:18080"

@@ -214,6 +214,8 @@ def test_the_public_base_url_follows_the_published_port(repo: Path, tool: Any) -
     for name in BUILT_HERE:
         base = services[name]["environment"]["FIGA_IMAGE_PUBLIC_BASE_URL"]
         assert base == "http://localhost:18080/images", name
+        # Every absolute link the app writes starts here, never with a client's Host.
+        assert services[name]["environment"]["FIGA_PUBLIC_BASE_URL"] == "http://localhost:18080"
 
 
 def test_the_proxy_blocks_nothing_for_metrics_and_passes_the_request_id(repo: Path) -> None:

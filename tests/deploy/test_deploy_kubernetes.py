@@ -26,6 +26,7 @@ import yaml
 
 from app.domain.schemes import parse_catalogue
 from app.settings import PREFIX, Settings, variable
+from tests.deploy.rehearsal import Objects, settings_of
 
 # The managed cluster's minor version (terraform/variables.tf kubernetes_version).
 KUBERNETES_VERSION = "1.32.0"
@@ -56,7 +57,6 @@ PEAK_WORKER_CORES = (CLOUD_SLOWDOWN * 200 * 15e-3, CLOUD_SLOWDOWN * 200 * 30e-3)
 # Kept for the managed PostgreSQL's own users and an operator's psql.
 RESERVED_CONNECTIONS = 15
 ALL_ADDRESSES = "0.0.0.0"  # noqa: S104 - a value read from the manifests, nothing bound
-Objects = list[dict[str, Any]]
 
 
 def by_kind(objects: Objects, kind: str) -> dict[str, dict[str, Any]]:
@@ -69,15 +69,6 @@ def overlays(rendered: dict[str, Objects]) -> list[tuple[str, Objects]]:
 
 def selects(selector: dict[str, str], labels: dict[str, str]) -> bool:
     return all(labels.get(key) == value for key, value in selector.items())
-
-
-def settings_of(objects: Objects) -> dict[str, str]:
-    (config_map,) = [
-        o for o in objects
-        if o["kind"] == "ConfigMap" and o["metadata"]["name"].startswith("figachechnaya-settings")
-    ]  # fmt: skip
-    data: dict[str, str] = config_map["data"]
-    return data
 
 
 def test_the_cluster_version_is_the_one_terraform_creates(
