@@ -40,8 +40,8 @@ async def assert_ready_with_queue_and_images_down(client: Any) -> None:
         assert probe.status_code == 200, probe.text
         body = probe.json()
         assert body["ready"] is True
-        assert body["database"]["ok"] is True
-        return body["queue"]["ok"] is False and body["images"]["ok"] is False
+        # The database stays up; on a loaded machine one check may miss its 1 s bound.
+        return body["database"]["ok"] and not body["queue"]["ok"] and not body["images"]["ok"]
 
     await wait_until(ready_and_reporting_both_down, within=10, every=0.2)
 
@@ -55,7 +55,11 @@ async def test_with_the_broker_and_the_store_down_the_app_stays_ready_and_figali
     if not (kafka_service.controllable and s3_service.controllable):
         pytest.skip("external servers cannot be stopped by the test")
     running = await app_client(stack_settings)
-    assert (await running.get(readiness_path())).json()["queue"]["ok"] is True
+
+    async def the_queue_is_up() -> bool:  # the producer connects on first use
+        return bool((await running.get(readiness_path())).json()["queue"]["ok"])
+
+    await wait_until(the_queue_is_up, within=10)
     kafka_service.stop()
     s3_service.stop()
     try:
