@@ -17,7 +17,7 @@ import httpx
 
 from bench import report
 from bench.engine import measure_engine
-from bench.pictures import measure_render, measure_scaling, measure_steady
+from bench.pictures import measure_render, measure_render_ratio, measure_scaling, measure_steady
 from bench.results import BenchResults, Machine, evaluate
 from bench.stack import running_stack
 from bench.web import measure_ceiling, measure_web
@@ -38,6 +38,7 @@ async def run_benchmark(docs: Path) -> int:
         say(f"warning: load average {machine.load_average:.2f}: something else runs here")
     engine = measure_engine()
     render = measure_render()
+    render_ratio = measure_render_ratio()
     with running_stack("bench") as stack:
         say("starting PostgreSQL, Tansu, moto S3")
         stack.start()
@@ -59,7 +60,15 @@ async def run_benchmark(docs: Path) -> int:
             stack.stop(worker)
             scaling = await measure_scaling(client, stack, picture_site)
     results = BenchResults(
-        machine, ceiling, web, engine, render, steady, scaling, time.monotonic() - started
+        machine,
+        ceiling,
+        web,
+        engine,
+        render,
+        render_ratio,
+        steady,
+        scaling,
+        time.monotonic() - started,
     )
     targets = evaluate(results)
     markdown, picture = report.write(results, targets, docs)

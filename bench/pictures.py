@@ -1,6 +1,10 @@
 """Pictures: render time, the way from request to stored image, and jobs/s per worker.
 
-- Render: `workers.render.render_card` timed in this process, call by call.
+- Render: `workers.render.render_card` timed in this process, call by call; and
+  against a naive Pillow card (the same layout drawn in RGB, saved with Pillow's
+  default PNG settings), the two alternating call by call so that whatever else
+  runs on the machine slows both alike. `python -m bench.pictures` prints that
+  ratio alone.
 - Steady: one worker (nice 10) beside the app, wrk sending 50 figalizations a
   second for 20 s; the worker's own histograms (render, upload, end to end)
   are compared before and after, and every figalization of the run must end
@@ -13,6 +17,7 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import statistics
 import time
@@ -26,7 +31,8 @@ from bench.load import Request, Wrk, WrkResult
 from bench.phrases import PHRASES
 from bench.prometheus import Scrape, quantile, scrape, share_at_most
 from bench.stack import Process, Site, Stack
-from workers.render import render_card
+from workers.layout import layout_card
+from workers.render import paint_rgb, render_card
 
 STEADY_RATE = 50  # requests/s: 50 connections, each one request a second
 STEADY_SECONDS = 20.0
@@ -94,6 +100,48 @@ def measure_render(rounds: int = 2) -> Spread:
             render_card(phrase=phrase, result=result, scheme_name=scheme.name)
             timings.append((time.perf_counter() - started) * 1000)
     return spread(timings)
+
+
+@dataclass(frozen=True, slots=True)
+class RenderRatio:
+    """Medians of our card and of the naive Pillow card, measured interleaved."""
+
+    ours_ms: float
+    naive_ms: float
+    calls: int  # of each
+
+    @property
+    def ratio(self) -> float:
+        return self.ours_ms / self.naive_ms
+
+
+def naive_card(*, phrase: str, result: str, scheme_name: str) -> bytes:
+    """What the card costs done the obvious way: the same layout, fonts and texts drawn on an
+    RGB image and saved with `Image.save(buffer, "PNG")`, no options."""
+    image = paint_rgb(layout_card(phrase=phrase, result=result, scheme_name=scheme_name))
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def measure_render_ratio(rounds: int = 3) -> RenderRatio:
+    """Naive card and ours for each phrase in turn, `rounds` times over the phrase list (after
+    a warm-up of each), which one goes first alternating: both see the same moments of a noisy
+    machine, and neither gets the other's warm caches."""
+    scheme = load_catalogue("").default
+    cards = [(phrase, figalize(phrase, scheme)) for phrase in PHRASES]
+    makers = (naive_card, render_card)
+    for make in makers:
+        for phrase, result in cards[:3]:
+            make(phrase=phrase, result=result, scheme_name=scheme.name)
+    timings: dict[object, list[float]] = {make: [] for make in makers}
+    for number, (phrase, result) in enumerate(cards * rounds):
+        for make in makers if number % 2 else makers[::-1]:  # neither always goes first
+            started = time.perf_counter()
+            make(phrase=phrase, result=result, scheme_name=scheme.name)
+            timings[make].append((time.perf_counter() - started) * 1000)
+    naive, ours = (statistics.median(timings[make]) for make in makers)
+    return RenderRatio(ours_ms=ours, naive_ms=naive, calls=rounds * len(cards))
 
 
 def spread(values: list[float]) -> Spread:
@@ -228,3 +276,11 @@ def steady_rate(samples: list[tuple[float, int]], total: int) -> float:
     if end <= start:
         raise ValueError("too few samples between 10% and 90%")
     return (end_done - start_done) / (end - start)
+
+
+if __name__ == "__main__":
+    measured = measure_render_ratio()
+    print(
+        f"card {measured.ours_ms:.2f} ms, naive Pillow card {measured.naive_ms:.2f} ms "
+        f"(medians of {measured.calls} interleaved calls each): ratio {measured.ratio:.3f}"
+    )

@@ -162,7 +162,7 @@ def _engine(results: BenchResults) -> str:
 
 
 def _pictures(results: BenchResults) -> str:
-    steady, render = results.steady, results.render_ms
+    steady, render, ratio = results.steady, results.render_ms, results.render_ratio
     e2e = steady.end_to_end_seconds
     rows = [
         "## Pictures",
@@ -171,6 +171,9 @@ def _pictures(results: BenchResults) -> str:
         "|---|---:|---:|---|",
         f"| render (`render_card`) | {render.p50:.1f} ms | {render.p99:.1f} ms | "
         f"in-process, {2 * len(PHRASES)} calls |",
+        f"| naive Pillow card (RGB, default PNG) | {ratio.naive_ms:.1f} ms | | "
+        f"in-process, median of {ratio.calls} calls interleaved with as many of ours "
+        f"(ours {ratio.ours_ms:.1f} ms): **{ratio.ratio:.2f}×** |",
         f"| render in the worker | {steady.render_ms.p50:.1f} ms | {steady.render_ms.p99:.1f} ms"
         " | worker histogram (estimate) |",
         f"| upload to S3 (moto) | {steady.upload_ms.p50:.1f} ms | {steady.upload_ms.p99:.1f} ms"

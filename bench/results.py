@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bench.engine import EngineResult
-from bench.pictures import E2E_BOUND_SECONDS, Scaling, Spread, Steady
+from bench.pictures import E2E_BOUND_SECONDS, RenderRatio, Scaling, Spread, Steady
 from bench.web import Series, WebResults
 
 HEADLINE_CONNECTIONS = 64
@@ -25,6 +25,7 @@ FIGALIZE_P99_MS = 50.0
 POLL_SHARE = 0.80
 WORDS_PER_SECOND = 200_000
 RENDER_P50_MS = 30.0
+RENDER_RATIO = 0.33  # our card ÷ a naive Pillow card, measured interleaved (issue 13)
 E2E_SHARE = 0.99  # p99 < 1 s ⇔ at least 99% within the 1 s bucket
 
 
@@ -76,6 +77,7 @@ class BenchResults:
     web: WebResults
     engine: EngineResult
     render_ms: Spread  # in-process
+    render_ratio: RenderRatio  # in-process, against a naive Pillow card
     steady: Steady
     scaling: list[Scaling]
     seconds: float  # the whole run
@@ -145,6 +147,13 @@ def evaluate(results: BenchResults) -> list[Target]:
             f"{results.render_ms.p50:.1f} ms",
             f"< {RENDER_P50_MS:.0f} ms",
             results.render_ms.p50 < RENDER_P50_MS,
+        ),
+        Target(
+            "card ÷ naive Pillow card (in-process, interleaved)",
+            f"{results.render_ratio.ratio:.2f} ({results.render_ratio.ours_ms:.1f} ms ÷ "
+            f"{results.render_ratio.naive_ms:.1f} ms)",
+            f"≤ {RENDER_RATIO:.2f}",
+            results.render_ratio.ratio <= RENDER_RATIO,
         ),
     ]
     errors = errors_found(results)
