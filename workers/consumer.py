@@ -23,8 +23,8 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from aiokafka import AIOKafkaConsumer, ConsumerRecord
-from aiokafka.errors import KafkaError
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
 from app.domain.image_job import JobMessage
 from app.images import FsspecImageStore
@@ -139,7 +139,7 @@ async def consume(
             log.info("SIGTERM: the batch is left unfinished and uncommitted, to come again")
             return
         if batches:
-            await consumer.commit({tp: batch[-1].offset + 1 for tp, batch in batches.items()})
+            await commit(consumer, {tp: batch[-1].offset + 1 for tp, batch in batches.items()})
         await measure_lag(consumer)
     log.info("SIGTERM: the current batch is finished and committed, leaving the group")
 
@@ -165,6 +165,21 @@ async def make_all(maker: PictureMaker, messages: list[ConsumerRecord[bytes, byt
     except* JobLeft:
         left = True
     return not left
+
+
+async def commit(consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, int]) -> None:
+    """Commit a finished batch. When the group rebalanced meanwhile (this worker was cut
+    off from the broker past its session, say) the commit is refused: that is no crash —
+    the partitions are another member's now, which is given the batch again and
+    overwrites the same objects, and this worker rejoins on its next poll."""
+    try:
+        await consumer.commit(offsets)
+    except (CommitFailedError, IllegalStateError) as error:
+        log.warning(
+            "the batch's commit was refused (%s: the group rebalanced); its jobs go again"
+            " to the partitions' new owner",
+            type(error).__name__,
+        )
 
 
 def job_message(message: ConsumerRecord[bytes, bytes]) -> JobMessage:
