@@ -76,7 +76,7 @@ async def test_a_worker_cut_from_the_broker_mid_batch_loses_its_partitions_and_i
     without worker-a once its session expires (Tansu expires a silent member only while
     another is there: a lone worker cut for 5 s kept its partitions; Apache Kafka expires
     it on its own). worker-b is given the batch again and overwrites its pictures;
-    worker-a's late commit is refused, it survives and rejoins."""
+    worker-a survives its late commit and rejoins."""
     await cluster.new_site()
     app = cluster.start_app()
     traffic = Traffic()
@@ -99,6 +99,7 @@ async def test_a_worker_cut_from_the_broker_mid_batch_loses_its_partitions_and_i
         marks["handover"] = time.time() - _joined_at(workers["b"])
         cluster.hosts.restore("worker-a", "kafka")
         marks["restored"] = traffic.now()
+        marks["restored_at"] = time.time()
         marks["caught_up"] = await caught_up(cluster, traffic, within=SETTLE_WITHIN_SECONDS)
 
     await asyncio.gather(
@@ -110,8 +111,11 @@ async def test_a_worker_cut_from_the_broker_mid_batch_loses_its_partitions_and_i
     settled = traffic.now() - ended
     await assert_nothing_lost(cluster, ids)
     first, second = workers["a"], workers["b"]
+    # Its late commit is refused (CommitFailedError, which used to end the process: the
+    # run's usual case), or aiokafka first learns from a heartbeat that it was dropped
+    # and commits as a new member; either way it survives, rejoins and works again.
     assert first.server.running, "worker-a must survive its refused commit"
-    assert "commit was refused" in this_run(first)
+    assert [t for t in logged_at(first, " ready") if t > marks["restored_at"]]
     assert marks["restored"] - marks["cut"] > _session(cluster)
     assert marks["handover"] < 1.5 * _session(cluster) + 1.0
     made_twice = set(pictures_made(first)) & set(pictures_made(second))
@@ -126,6 +130,7 @@ async def test_a_worker_cut_from_the_broker_mid_batch_loses_its_partitions_and_i
         caught_up_after_restore=marks["caught_up"],
         settled_after_traffic=settled,
         redelivered=len(made_twice),
+        commit_refused=float("commit was refused" in this_run(first)),
     )
 
 
