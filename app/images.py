@@ -9,9 +9,11 @@ module; callers see the `ImageStore` protocol and `ImageStoreUnavailable`.
 
 Every S3 call ends within `FIGA_S3_TIMEOUT_SECONDS`, whatever the link does:
 botocore's connect and read timeouts alone do not bound an upload over a link
-that silently drops packets (aiohttp waits for the answer to the upload's
-`Expect: 100-continue` without any timeout: measured, it waited for good), so
-the whole call, botocore's own retries included, runs under one deadline.
+that silently drops packets: aiohttp waits for the answer to the upload's
+`Expect: 100-continue`, and for the body to drain, without any timeout, and
+starts its read timeout only once the body is sent (measured: an upload to a
+peer that stays silent waited for good). So the whole call, botocore's own
+retries included, runs under one deadline.
 """
 
 from __future__ import annotations
