@@ -6,6 +6,14 @@ s3fs's async API on the running loop; the local filesystem is synchronous and
 runs in a thread so a slow disk never blocks the event loop. Everything
 S3-specific (endpoint, checksums, timeouts, presigned URLs) stays in this
 module; callers see the `ImageStore` protocol and `ImageStoreUnavailable`.
+
+Every S3 call ends within `FIGA_S3_TIMEOUT_SECONDS`, whatever the link does:
+botocore's connect and read timeouts alone do not bound an upload over a link
+that silently drops packets: aiohttp waits for the answer to the upload's
+`Expect: 100-continue`, and for the body to drain, without any timeout, and
+starts its read timeout only once the body is sent (measured: an upload to a
+peer that stays silent waited for good). So the whole call, botocore's own
+retries included, runs under one deadline.
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ from app.outages import ImageStoreUnavailable
 from app.settings import Settings
 
 PRESIGNED_SECONDS = 3600
+CONNECT_TIMEOUT_SECONDS = 3.0  # a TCP handshake within a region takes milliseconds
 
 
 class ImageStore(Protocol):
@@ -36,6 +45,7 @@ class FsspecImageStore:
         self._local = settings.uses_image_folder
         self._root = root.rstrip("/")
         self._public_base = settings.image_public_base_url.rstrip("/")
+        self._timeout = settings.s3_timeout_seconds
         options: dict[str, Any] = {"skip_instance_cache": True}  # one instance per event loop
         if self._local:
             options["auto_mkdir"] = True
@@ -47,8 +57,8 @@ class FsspecImageStore:
             options["config_kwargs"] = {
                 "request_checksum_calculation": "when_required",
                 "response_checksum_validation": "when_required",
-                "connect_timeout": 3,
-                "read_timeout": 15,
+                "connect_timeout": min(CONNECT_TIMEOUT_SECONDS, self._timeout),
+                "read_timeout": self._timeout,
                 "retries": {"max_attempts": 2},
             }
         self._fs = fsspec.filesystem(protocol or "file", **options)
@@ -91,9 +101,13 @@ class FsspecImageStore:
     async def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
         try:
             if isinstance(self._fs, AsyncFileSystem) and self._fs.asynchronous:
-                return await getattr(self._fs, "_" + method)(*args, **kwargs)
+                async with asyncio.timeout(self._timeout):
+                    return await getattr(self._fs, "_" + method)(*args, **kwargs)
             return await asyncio.to_thread(getattr(self._fs, method), *args, **kwargs)
         except FileNotFoundError:
             raise
+        except TimeoutError as error:
+            answer = f"{method}: no answer within {self._timeout:g} s"
+            raise ImageStoreUnavailable(answer) from error
         except Exception as error:  # botocore, aiohttp and OS errors alike mean "not now"
             raise ImageStoreUnavailable(f"{method}: {error!r}") from error

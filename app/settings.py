@@ -162,6 +162,10 @@ class Settings(BaseSettings):
     image_store_url: Text = "var/images"
     # FIGA_S3_ENDPOINT_URL: S3-compatible endpoint (MinIO…); empty → AWS.
     s3_endpoint_url: str = ""
+    # FIGA_S3_TIMEOUT_SECONDS: the most one object-store call may take, botocore's own
+    # retries included; over a silent link an upload otherwise waits forever (for the
+    # answer to its `Expect: 100-continue`). A picture's attempt costs this at most.
+    s3_timeout_seconds: Seconds = 10.0
     # FIGA_IMAGE_PUBLIC_BASE_URL: where pictures are publicly readable; empty →
     # the app serves folder pictures itself and redirects to presigned S3 URLs.
     image_public_base_url: str = ""

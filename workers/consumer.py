@@ -180,12 +180,18 @@ async def make_all(maker: PictureMaker, messages: list[ConsumerRecord[bytes, byt
 
 
 async def commit(consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, int]) -> None:
-    """Commit a made batch; when the group moved on without it (a revocation that did
-    not wait), its jobs come again to the partitions' new owner: at least once."""
+    """Commit a finished batch. When the group rebalanced meanwhile (this worker was cut
+    off from the broker past its session, say) the commit is refused: that is no crash —
+    the partitions are another member's now, which is given the batch again and
+    overwrites the same objects, and this worker rejoins on its next poll."""
     try:
         await consumer.commit(offsets)
     except (CommitFailedError, IllegalStateError) as error:
-        log.warning("the batch was made but not committed (%s): its jobs come again", error)
+        log.warning(
+            "the batch's commit was refused (%s: the group rebalanced); its jobs go again"
+            " to the partitions' new owner",
+            type(error).__name__,
+        )
 
 
 def job_message(message: ConsumerRecord[bytes, bytes]) -> JobMessage:

@@ -24,6 +24,7 @@ SAMPLES: dict[str, tuple[str, object]] = {
     "kafka_sasl_password": ("secret", "secret"),
     "image_store_url": ("s3://pictures/figa", "s3://pictures/figa"),
     "s3_endpoint_url": ("http://minio:9000", "http://minio:9000"),
+    "s3_timeout_seconds": ("4.5", 4.5),
     "image_public_base_url": ("https://cdn.example/figa", "https://cdn.example/figa"),
     "schemes_file": ("/etc/figa/schemes.toml", "/etc/figa/schemes.toml"),
     "max_phrase_length": ("80", 80),
