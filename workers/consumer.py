@@ -143,8 +143,12 @@ async def consume(
     waits for the batch being made (`workers.handover`)."""
     while not stopping.is_set():
         heartbeat.beat()
+        batches = await consumer.getmany(timeout_ms=POLL_TIMEOUT_MS, max_records=MAX_RECORDS)
+        # Taken with no await after the poll (a free asyncio.Lock is taken at once): a
+        # revocation that begins later waits for this batch, and one that began earlier
+        # made the poll wait for the new assignment — aiokafka hands out no records while
+        # a reassignment is in progress. Polling inside the lock would deadlock with it.
         async with handover.batch():
-            batches = await consumer.getmany(timeout_ms=POLL_TIMEOUT_MS, max_records=MAX_RECORDS)
             messages = [message for batch in batches.values() for message in batch]
             JOBS_CONSUMED.inc(len(messages))
             if not await make_all(maker, messages):

@@ -13,7 +13,6 @@ picture records do.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -24,6 +23,7 @@ import asyncpg  # type: ignore[import-untyped]
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from app.deadline import within
 from app.outages import StoreUnavailable
 from app.settings import Settings
 from app.store.engine import create_engine, postgres_connect_kwargs
@@ -109,13 +109,11 @@ class Database:
             async with self.connect() as connection:
                 return await work(connection)
 
-        task = asyncio.create_task(run(), name="database-read")
         try:
-            async with asyncio.timeout(self.timeout_seconds):
-                return await asyncio.shield(task)
+            return await within(self.timeout_seconds, run())
         except TimeoutError:
-            task.add_done_callback(_collect)
-            self._guard.trip()
+            # Not an outage by itself (a slow read is not a down database): if the link
+            # is silent, the read's own timeout trips the guard in the background.
             raise StoreUnavailable(f"no answer within {self.timeout_seconds:g} s") from None
 
     async def connect_directly(self) -> Any:
@@ -132,12 +130,6 @@ class Database:
 
     async def close(self) -> None:
         await self._engine.dispose()
-
-
-def _collect(task: asyncio.Task[Any]) -> None:
-    """An abandoned read's outcome, retrieved so asyncio does not report it as lost."""
-    if not task.cancelled():
-        task.exception()
 
 
 class _OutageGuard:

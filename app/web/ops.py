@@ -21,11 +21,13 @@ import msgspec
 from litestar import Controller, Response, get
 from litestar.di import NamedDependency
 
+from app.deadline import within
 from app.runtime import Health
 
 CHECK_TIMEOUT_SECONDS = 1.0
 CACHE_SECONDS = 1.0
 Measure = TypeVar("Measure", int, float)
+T = TypeVar("T")
 
 
 class DependencyState(msgspec.Struct):
@@ -94,10 +96,13 @@ class ReadinessProbe:
             return states
 
 
+async def _awaited(check: Callable[[], Awaitable[T]]) -> T:
+    return await check()
+
+
 async def _state(check: Callable[[], Awaitable[None]]) -> DependencyState:
     try:
-        async with asyncio.timeout(CHECK_TIMEOUT_SECONDS):
-            await check()
+        await within(CHECK_TIMEOUT_SECONDS, _awaited(check))
     except Exception as error:  # any failure means "not ok"; the detail says which
         # A silent link says nothing at all: say how long it was waited for.
         said = str(error) or f"no answer within {CHECK_TIMEOUT_SECONDS:g} s"
@@ -107,8 +112,7 @@ async def _state(check: Callable[[], Awaitable[None]]) -> DependencyState:
 
 async def _measured(measure: Callable[[], Awaitable[Measure]]) -> Measure | None:
     try:
-        async with asyncio.timeout(CHECK_TIMEOUT_SECONDS):
-            return await measure()
+        return await within(CHECK_TIMEOUT_SECONDS, _awaited(measure))
     except Exception:  # the database state already says why
         return None
 

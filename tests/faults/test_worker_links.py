@@ -34,18 +34,17 @@ import pytest
 from app.images import FsspecImageStore
 from app.outages import ImageStoreUnavailable
 from app.settings import Settings
+from tests.faults.checks import nothing_lost
 from tests.faults.cluster import Cluster, Process
 from tests.faults.traffic import Traffic, run_traffic
 from tests.faults.worker_checks import (
     assert_app_unaffected,
-    assert_nothing_lost,
     assigned_partitions,
     caught_up,
     logged_at,
     pictures_made,
     ready_count,
     this_run,
-    wait_settled,
 )
 
 POSTS_PER_SECOND = 10.0
@@ -106,10 +105,7 @@ async def test_a_worker_cut_from_the_broker_mid_batch_loses_its_partitions_and_i
         run_traffic(app.url, traffic, seconds=18, posts_per_second=POSTS_PER_SECOND), fault()
     )
     window = assert_app_unaffected(cluster, traffic, marks["cut"], marks["restored"])
-    ids, ended = traffic.stored_ids(), traffic.now()
-    await wait_settled(cluster, ids, within=SETTLE_WITHIN_SECONDS)
-    settled = traffic.now() - ended
-    await assert_nothing_lost(cluster, ids)
+    settled = await nothing_lost(cluster, traffic, within=SETTLE_WITHIN_SECONDS)
     first, second = workers["a"], workers["b"]
     # Its late commit is refused (CommitFailedError, which used to end the process: the
     # run's usual case), or aiokafka first learns from a heartbeat that it was dropped
@@ -165,10 +161,7 @@ async def test_a_worker_cut_from_s3_mid_upload_stores_every_picture_after_the_li
         run_traffic(app.url, traffic, seconds=16, posts_per_second=POSTS_PER_SECOND), fault()
     )
     window = assert_app_unaffected(cluster, traffic, marks["cut"], marks["restored"])
-    ids, ended = traffic.stored_ids(), traffic.now()
-    await wait_settled(cluster, ids, within=SETTLE_WITHIN_SECONDS)
-    settled = traffic.now() - ended
-    await assert_nothing_lost(cluster, ids)
+    settled = await nothing_lost(cluster, traffic, within=SETTLE_WITHIN_SECONDS)
     # Jobs keep coming every 0.1 s, so an upload is under way at once: it gives up
     # within the timeout (before the fix it waited, silently, for as long as the cut).
     assert marks["first_failure"] < timeout + 1.5
@@ -211,10 +204,7 @@ async def test_a_worker_cut_from_postgresql_after_storing_records_every_status_o
     )
     window = assert_app_unaffected(cluster, traffic, marks["cut"], marks["restored"])
     assert marks["objects_in_cut"] > marks["ready_in_cut"]
-    ids, ended = traffic.stored_ids(), traffic.now()
-    await wait_settled(cluster, ids, within=SETTLE_WITHIN_SECONDS)
-    settled = traffic.now() - ended
-    await assert_nothing_lost(cluster, ids)
+    settled = await nothing_lost(cluster, traffic, within=SETTLE_WITHIN_SECONDS)
     assert "waits for the database" in this_run(worker)
     _report(
         "worker-pg",
@@ -265,10 +255,7 @@ async def _hand_over(
         run_traffic(app.url, traffic, seconds=14, posts_per_second=POSTS_PER_SECOND), fault()
     )
     window = assert_app_unaffected(cluster, traffic, marks["replaced"], traffic.now())
-    ids, ended = traffic.stored_ids(), traffic.now()
-    await wait_settled(cluster, ids, within=SETTLE_WITHIN_SECONDS)
-    settled = traffic.now() - ended
-    await assert_nothing_lost(cluster, ids)
+    settled = await nothing_lost(cluster, traffic, within=SETTLE_WITHIN_SECONDS)
     _report(
         name,
         post_p99=window.p99,

@@ -16,7 +16,6 @@ import re
 import time
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import PurePosixPath
 
 import httpx
 
@@ -66,26 +65,6 @@ def assert_app_unaffected(cluster: Cluster, traffic: Traffic, since: float, unti
     return Window(len(during), traffic.p99(during), traffic.slowest(during), slowest)
 
 
-async def pictures_settled(cluster: Cluster, ids: list[str]) -> bool:
-    """Every accepted figalization has a recorded outcome (nothing `pending`)."""
-    pending = await cluster.scalar("select count(*) from figalization where image_status='pending'")
-    stored = await cluster.scalar("select count(*) from figalization")
-    return bool(pending == 0 and stored >= len(ids))
-
-
-async def wait_settled(cluster: Cluster, ids: list[str], *, within: float) -> float:
-    """Seconds until no picture is pending; fails after `within`."""
-    started = time.monotonic()
-    while not await pictures_settled(cluster, ids):
-        if time.monotonic() - started > within:
-            pending = await cluster.scalar(
-                "select count(*) from figalization where image_status='pending'"
-            )
-            raise AssertionError(f"{pending} pictures still pending after {within}s")
-        await asyncio.sleep(0.25)
-    return time.monotonic() - started
-
-
 async def caught_up(cluster: Cluster, traffic: Traffic, *, within: float) -> float:
     """Seconds until every figalization accepted so far has its picture `ready`: how long
     the work held up by a fault takes to be done once the fault is over."""
@@ -100,27 +79,13 @@ async def caught_up(cluster: Cluster, traffic: Traffic, *, within: float) -> flo
     return time.monotonic() - started
 
 
-async def assert_nothing_lost(cluster: Cluster, ids: list[str]) -> None:
-    """Every 201 stored and counted, its picture `ready`, one object per figalization."""
-    assert ids, "no figalization was accepted"
-    assert len(set(ids)) == len(ids)
-    stored = await cluster.scalar("select count(*) from figalization")
-    counted = await cluster.scalar("select sum(value) from figalization_counter")
-    ready = await cluster.scalar("select count(*) from figalization where image_status='ready'")
-    listed = ", ".join(f"'{i}'" for i in ids)
-    found = await cluster.scalar(f"select count(*) from figalization where id in ({listed})")  # noqa: S608 -- ids are the app's own
-    assert (found, stored, counted, ready) == (len(ids),) * 4
-    assert [PurePosixPath(p).stem for p in cluster.objects()] == sorted(ids)
-
-
 async def ready_count(cluster: Cluster) -> int:
     return int(await cluster.scalar("select count(*) from figalization where image_status='ready'"))
 
 
 def this_run(process: Process) -> str:
-    """The log of this process only: `Cluster` names log files by host and its count of
-    processes, which restarts every test, so one file holds several tests' processes
-    (each run begins with a "---- <time> starting:" line)."""
+    """The log of this process's last start only (each start of a `ServerProcess` begins
+    with a "---- <time> starting:" line; a respawned process appends to its file)."""
     return process.log().rsplit("\n---- ", 1)[-1]
 
 
