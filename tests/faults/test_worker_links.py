@@ -26,8 +26,9 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
@@ -38,6 +39,7 @@ from tests.faults.checks import nothing_lost
 from tests.faults.cluster import Cluster, Process
 from tests.faults.traffic import Traffic, run_traffic
 from tests.faults.worker_checks import (
+    Window,
     assert_app_unaffected,
     assigned_partitions,
     caught_up,
@@ -62,8 +64,34 @@ async def _until(condition: Callable[[], Awaitable[bool]], *, within: float) -> 
     return time.monotonic() - started
 
 
-def _report(name: str, **numbers: float) -> None:
+async def _through(
+    cluster: Cluster,
+    app: Process,
+    traffic: Traffic,
+    fault: Coroutine[Any, Any, None],
+    *,
+    seconds: float,
+    window: Callable[[], tuple[float, float]],
+) -> tuple[Window, float]:
+    """Traffic for `seconds` while `fault` runs; then the app's answers in the fault's
+    `window` (read once the fault has set its marks) and nothing lost. Returns what the
+    POSTs met and the seconds it took to settle."""
+    await asyncio.gather(
+        run_traffic(app.url, traffic, seconds=seconds, posts_per_second=POSTS_PER_SECOND), fault
+    )
+    measured = assert_app_unaffected(cluster, traffic, *window())
+    return measured, await nothing_lost(cluster, traffic, within=SETTLE_WITHIN_SECONDS)
+
+
+def _report(name: str, window: Window, settled: float, **numbers: float) -> None:
     """The measured bounds, in the test's output (`pytest -s`) for the README's matrix."""
+    numbers = {
+        "post_p99": window.p99,
+        "post_max": window.slowest,
+        "run_max": window.slowest_of_run,
+        "settled_after_traffic": settled,
+        **numbers,
+    }
     print(f"\n[{name}] " + " ".join(f"{k}={v:.2f}" for k, v in numbers.items()))
 
 
@@ -101,11 +129,9 @@ async def test_a_worker_cut_from_the_broker_mid_batch_loses_its_partitions_and_i
         marks["restored_at"] = time.time()
         marks["caught_up"] = await caught_up(cluster, traffic, within=SETTLE_WITHIN_SECONDS)
 
-    await asyncio.gather(
-        run_traffic(app.url, traffic, seconds=18, posts_per_second=POSTS_PER_SECOND), fault()
+    window, settled = await _through(
+        cluster, app, traffic, fault(), seconds=18, window=lambda: (marks["cut"], marks["restored"])
     )
-    window = assert_app_unaffected(cluster, traffic, marks["cut"], marks["restored"])
-    settled = await nothing_lost(cluster, traffic, within=SETTLE_WITHIN_SECONDS)
     first, second = workers["a"], workers["b"]
     # Its late commit is refused (CommitFailedError, which used to end the process: the
     # run's usual case), or aiokafka first learns from a heartbeat that it was dropped
@@ -118,13 +144,11 @@ async def test_a_worker_cut_from_the_broker_mid_batch_loses_its_partitions_and_i
     assert made_twice, "worker-a's uncommitted batch was not delivered to worker-b"
     _report(
         "worker-broker",
-        post_p99=window.p99,
-        post_max=window.slowest,
-        run_max=window.slowest_of_run,
+        window,
+        settled,
         cut=marks["restored"] - marks["cut"],
         handover=marks["handover"],
         caught_up_after_restore=marks["caught_up"],
-        settled_after_traffic=settled,
         redelivered=len(made_twice),
         commit_refused=float("commit was refused" in this_run(first)),
     )
@@ -157,21 +181,17 @@ async def test_a_worker_cut_from_s3_mid_upload_stores_every_picture_after_the_li
         marks["restored"] = traffic.now()
         marks["caught_up"] = await caught_up(cluster, traffic, within=SETTLE_WITHIN_SECONDS)
 
-    await asyncio.gather(
-        run_traffic(app.url, traffic, seconds=16, posts_per_second=POSTS_PER_SECOND), fault()
+    window, settled = await _through(
+        cluster, app, traffic, fault(), seconds=16, window=lambda: (marks["cut"], marks["restored"])
     )
-    window = assert_app_unaffected(cluster, traffic, marks["cut"], marks["restored"])
-    settled = await nothing_lost(cluster, traffic, within=SETTLE_WITHIN_SECONDS)
     # Jobs keep coming every 0.1 s, so an upload is under way at once: it gives up
     # within the timeout (before the fix it waited, silently, for as long as the cut).
     assert marks["first_failure"] < timeout + 1.5
     _report(
         "worker-s3",
-        post_p99=window.p99,
-        post_max=window.slowest,
-        run_max=window.slowest_of_run,
+        window,
+        settled,
         caught_up_after_restore=marks["caught_up"],
-        settled_after_traffic=settled,
         first_failure=marks["first_failure"],
         objects_in_cut=marks["objects_in_cut"],
     )
@@ -199,20 +219,16 @@ async def test_a_worker_cut_from_postgresql_after_storing_records_every_status_o
         marks["restored"] = traffic.now()
         marks["caught_up"] = await caught_up(cluster, traffic, within=SETTLE_WITHIN_SECONDS)
 
-    await asyncio.gather(
-        run_traffic(app.url, traffic, seconds=16, posts_per_second=POSTS_PER_SECOND), fault()
+    window, settled = await _through(
+        cluster, app, traffic, fault(), seconds=16, window=lambda: (marks["cut"], marks["restored"])
     )
-    window = assert_app_unaffected(cluster, traffic, marks["cut"], marks["restored"])
     assert marks["objects_in_cut"] > marks["ready_in_cut"]
-    settled = await nothing_lost(cluster, traffic, within=SETTLE_WITHIN_SECONDS)
     assert "waits for the database" in this_run(worker)
     _report(
         "worker-pg",
-        post_p99=window.p99,
-        post_max=window.slowest,
-        run_max=window.slowest_of_run,
+        window,
+        settled,
         caught_up_after_restore=marks["caught_up"],
-        settled_after_traffic=settled,
         stored_unrecorded=marks["objects_in_cut"] - marks["ready_in_cut"],
     )
 
@@ -251,20 +267,21 @@ async def _hand_over(
         await caught_up(cluster, traffic, within=SETTLE_WITHIN_SECONDS)
         marks["caught_up"] = traffic.now() - marks["replaced"]
 
-    await asyncio.gather(
-        run_traffic(app.url, traffic, seconds=14, posts_per_second=POSTS_PER_SECOND), fault()
+    window, settled = await _through(
+        cluster,
+        app,
+        traffic,
+        fault(),
+        seconds=14,
+        window=lambda: (marks["replaced"], traffic.now()),
     )
-    window = assert_app_unaffected(cluster, traffic, marks["replaced"], traffic.now())
-    settled = await nothing_lost(cluster, traffic, within=SETTLE_WITHIN_SECONDS)
     _report(
         name,
-        post_p99=window.p99,
-        post_max=window.slowest,
-        run_max=window.slowest_of_run,
+        window,
+        settled,
         replaced_to_all=marks["replaced_to_all"],
         from_join=marks["from_join"],
         caught_up_after_fault=marks["caught_up"],
-        settled_after_traffic=settled,
     )
     if first.server.pid is not None:  # a vanished host's worker: gone with its node
         os.kill(first.server.pid, signal.SIGKILL)
