@@ -21,7 +21,7 @@ from litestar.middleware import DefineMiddleware
 from litestar.middleware.rate_limit import RateLimitConfig
 
 from app.settings import Settings
-from app.web.csrf import CsrfMiddleware, CsrfTokens
+from app.web.csrf import CsrfMiddleware
 
 MAX_BODY_BYTES = 4096  # spec/api.md: bodies over 4 KiB are refused with 413
 _FIGALIZES = "figalizes"
@@ -33,7 +33,7 @@ def csrf(settings: Settings) -> DefineMiddleware:
     as a header. The APIs are cross-origin without cookies and need none."""
     return DefineMiddleware(
         CsrfMiddleware,
-        tokens=CsrfTokens(settings.secret_key or secrets.token_urlsafe(32)),
+        secret=settings.secret_key or secrets.token_urlsafe(32),
         # Behind TLS the cookie must not travel over plain http, where anyone on the
         # way reads it: a public https address means every real client is behind TLS.
         secure_cookie=settings.public_base.startswith("https://"),

@@ -10,7 +10,8 @@ from urllib.parse import unquote_plus, urlencode
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from litestar.middleware.csrf import generate_csrf_hash, generate_csrf_token
+from litestar.config.csrf import CSRFConfig
+from litestar.middleware.csrf import CSRFMiddleware, generate_csrf_hash, generate_csrf_token
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.testing import AsyncTestClient
 from markupsafe import escape
@@ -93,6 +94,18 @@ def test_tokens_are_litestars_in_both_directions() -> None:
     assert not ours.match(forged, forged)
     assert not ours.match(mine[:64], mine[:64])  # no signature at all
     assert not ours.match("ё" * 128, "ё" * 128)  # not ASCII: refused, not a crash
+
+
+def test_every_pair_of_tokens_is_judged_as_litestars_middleware_judges_it() -> None:
+    litestar = CSRFMiddleware(app=None, config=CSRFConfig(secret=SECRET))  # type: ignore[arg-type]
+    a, b = generate_csrf_token(SECRET), CsrfTokens(SECRET).issue()
+    other_key = generate_csrf_token("another secret")
+    candidates = [a, b, other_key, a[:64] + b[64:], a + "0", a[:-1], a[:64], a.upper(), "", "x"]
+    ours = CsrfTokens(SECRET)
+    for submitted in candidates:
+        for cookie in candidates:
+            expected = litestar._csrf_tokens_match(submitted, cookie)
+            assert ours.match(submitted, cookie) is expected, (submitted, cookie)
 
 
 async def page_token(client: Client) -> str:
