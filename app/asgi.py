@@ -55,7 +55,7 @@ from app.web.compat import CompatController
 from app.web.errors import exception_handlers
 from app.web.fragments import FragmentController, hint_poll, total_poll
 from app.web.ops import OpsController, ReadinessProbe
-from app.web.pages import PageController
+from app.web.pages import PageController, figalizer_page
 from app.web.security import MAX_BODY_BYTES, csrf, rate_limit_config
 from app.web.templating import configure_jinja
 
@@ -184,7 +184,11 @@ def create_app(settings: Settings) -> Litestar:
     app = Litestar(
         route_handlers=[
             # CSRF protects the form, so only the page's routes pay for it.
-            Router(path="/", route_handlers=[PageController], middleware=[csrf(settings)]),
+            Router(
+                path="/",
+                route_handlers=[figalizer_page, PageController],
+                middleware=[csrf(settings)],
+            ),
             FragmentController,
             hint_poll,
             total_poll,

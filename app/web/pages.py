@@ -1,76 +1,137 @@
-"""The HTML pages: the figalizer at `/`, its form post, and `/r/{id}`."""
+"""The HTML pages: the figalizer at `/`, its form post, and `/r/{id}`.
+
+`/` is a plain-ASGI route, as the API's create route is (`api`): the form
+POST is the figalization people make in a browser, and a typed handler with
+a `Template` answer cost about twice the figalization itself in framework
+machinery (the signature model and form extractor, the `Template` response
+and its conversion). By hand it reads at most `MAX_BODY_BYTES`, parses the
+urlencoded form, renders with the app's Jinja environment (autoescaped, the
+same templates; the htmx answer prerendered per shape, see `prerendered`)
+and sends the bytes. The page router's CSRF middleware
+(`security.csrf`) still checks every POST before it arrives here, the rate
+limit counts it (`FIGALIZES`) and the app's exception handlers render its
+errors. A plain-ASGI route takes every method: GET and HEAD are the page,
+OPTIONS says what is allowed, anything else is a 405.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Annotated, Any
+import re
+from urllib.parse import unquote_plus
 
-from litestar import Controller, Request, get, post
-from litestar.enums import RequestEncodingType
-from litestar.exceptions import NotFoundException
-from litestar.params import Body, FromPath
+from litestar import Controller, asgi, get
+from litestar.exceptions import MethodNotAllowedException, NotFoundException, ValidationException
+from litestar.params import FromPath
 from litestar.response import Template
+from litestar.types import Receive, Scope, Send
 
 from app.domain.phrase import PhraseError
 from app.figalizations import UnknownScheme
 from app.logs import request_id_var
+from app.runtime import Runtime
 from app.web import paths
+from app.web.asgi_answers import Headers, answer, read_body
 from app.web.deps import RuntimeDep
-from app.web.security import FIGALIZES
-from app.web.templating import fragment, is_htmx, page
-from app.web.views import result_view
+from app.web.security import FIGALIZES, MAX_BODY_BYTES
+from app.web.templating import HTML_HEADERS, page, render_page, result_answer
+from app.web.views import ResultView, result_view
+
+INDEX = "pages/index.html"
+_FIELDS = ("phrase", "scheme")
+_ESCAPES = re.compile("(?:%[0-9A-Fa-f]{2})+")
+_ALLOW: Headers = [(b"allow", b"GET, HEAD, OPTIONS, POST")]
 
 
-@dataclass
-class FigalizeForm:
-    phrase: str = ""
-    scheme: str = ""
+@asgi("/", name="index", is_mount=False, copy_scope=False, include_in_schema=False, opt=FIGALIZES)
+async def figalizer_page(scope: Scope, receive: Receive, send: Send) -> None:
+    """`GET /` the page, `POST /` its form (see the module doc); HEAD arrives as GET."""
+    method = scope.get("method")
+    if method == "POST":
+        await _figalize(scope, receive, send)
+    elif method == "GET":
+        runtime: Runtime = scope["litestar_app"].state.runtime
+        await answer(send, 200, HTML_HEADERS, render_page(scope, runtime, INDEX))
+    elif method == "OPTIONS":
+        await answer(send, 204, _ALLOW)
+    else:
+        raise MethodNotAllowedException(headers={"Allow": "GET, HEAD, OPTIONS, POST"})
+
+
+async def _figalize(scope: Scope, receive: Receive, send: Send) -> None:
+    """With htmx, only the result fragment; without, the whole page with the result."""
+    body = await read_body(scope, receive, limit=MAX_BODY_BYTES)
+    if body is None:
+        return  # the client went away before sending its body: nothing to answer
+    phrase, scheme = _form(body)
+    runtime: Runtime = scope["litestar_app"].state.runtime
+    htmx = (b"hx-request", b"true") in scope["headers"]
+    try:
+        outcome = await runtime.figalizer.figalize(
+            phrase, scheme or None, request_id=request_id_var.get()
+        )
+    except (PhraseError, UnknownScheme) as error:
+        if htmx:  # htmx does not swap 4xx bodies: the error is content of a 200
+            await _answer_fragment(scope, send, phrase, error=error.message)
+            return
+        html = render_page(
+            scope, runtime, INDEX, phrase=phrase, selected_scheme=scheme, error=error.message
+        )
+        await answer(send, 422, HTML_HEADERS, html)
+        return
+    result = result_view(runtime.figalizer, outcome.figalization, stored=outcome.stored)
+    if htmx:
+        await _answer_fragment(scope, send, phrase, result=result)
+        return
+    phrase = outcome.figalization.phrase
+    html = render_page(scope, runtime, INDEX, phrase=phrase, selected_scheme=scheme, result=result)
+    await answer(send, 200, HTML_HEADERS, html)
+
+
+async def _answer_fragment(
+    scope: Scope,
+    send: Send,
+    phrase: str,
+    *,
+    error: str | None = None,
+    result: ResultView | None = None,
+) -> None:
+    html = result_answer(scope).render(phrase=phrase, error=error, result=result)
+    await answer(send, 200, HTML_HEADERS, html.encode())
+
+
+def _form(body: bytes) -> tuple[str, str]:
+    """`phrase` and `scheme` of a urlencoded body, parsed as Litestar parses forms (latin-1
+    bytes, `+` and UTF-8 %-escapes decoded, blanks kept: `urllib.parse.parse_qsl`), but
+    only those two fields are decoded (not the 128-character CSRF token); a field given
+    twice is a 400, as Litestar's form model refused it."""
+    fields: dict[str, str] = {}
+    for pair in body.decode("latin-1").split("&"):
+        if not pair:
+            continue
+        name, _, value = pair.partition("=")
+        if "%" in name or "+" in name:
+            name = unquote_plus(name)
+        if name in _FIELDS:
+            if name in fields:
+                raise ValidationException(f"{name}: give it once")
+            fields[name] = form_value(value)
+    return fields.get("phrase", ""), fields.get("scheme", "")
+
+
+def form_value(text: str) -> str:
+    """`urllib.parse.unquote_plus`, with each run of %-escapes decoded in one C call
+    rather than byte by byte (a Cyrillic phrase is nothing but escapes). The same text:
+    UTF-8, invalid bytes as U+FFFD, an ASCII character always ends a sequence."""
+    text = text.replace("+", " ")
+    return _ESCAPES.sub(_decoded, text) if "%" in text else text
+
+
+def _decoded(escapes: re.Match[str]) -> str:
+    return bytes.fromhex(escapes.group().replace("%", "")).decode("utf-8", "replace")
 
 
 class PageController(Controller):
     include_in_schema = False
-
-    @get("/", name="index")
-    async def index(self, runtime: RuntimeDep) -> Template:
-        return page(runtime, "pages/index.html")
-
-    @post("/", name="figalize-form", status_code=200, opt=FIGALIZES)
-    async def figalize(
-        self,
-        request: Request[Any, Any, Any],
-        runtime: RuntimeDep,
-        data: Annotated[FigalizeForm, Body(media_type=RequestEncodingType.URL_ENCODED)],
-    ) -> Template:
-        """With htmx, only the result fragment; without, the whole page with the result."""
-        htmx = is_htmx(request)
-        try:
-            outcome = await runtime.figalizer.figalize(
-                data.phrase, data.scheme or None, request_id=request_id_var.get()
-            )
-        except (PhraseError, UnknownScheme) as error:
-            message = error.message
-            if htmx:  # htmx does not swap 4xx bodies: the error is content of a 200
-                return fragment(
-                    "result.html", error=message, result=None, oob=True, phrase=data.phrase
-                )
-            return page(
-                runtime,
-                "pages/index.html",
-                status_code=422,
-                phrase=data.phrase,
-                selected_scheme=data.scheme,
-                error=message,
-            )
-        result = result_view(runtime.figalizer, outcome.figalization, stored=outcome.stored)
-        if htmx:
-            return fragment("result.html", error=None, result=result, oob=True, phrase=data.phrase)
-        return page(
-            runtime,
-            "pages/index.html",
-            phrase=outcome.figalization.phrase,
-            selected_scheme=data.scheme,
-            result=result,
-        )
 
     @get(paths.RESULT_PAGES + "/{figalization_id:str}", name="result-page")
     async def result_page(self, runtime: RuntimeDep, figalization_id: FromPath[str]) -> Template:

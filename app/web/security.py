@@ -1,7 +1,8 @@
 """Protections against abuse: CSRF on the form, a rate limit on figalizing, a body limit.
 
 The JSON APIs are cross-origin by contract and carry no cookies, so CSRF
-covers the HTML form only. Rate limiting covers every way to figalize: a
+covers the HTML form only (Litestar's double-submit token, checked by
+`app.web.csrf`). Rate limiting covers every way to figalize: a
 route says it figalizes by carrying `FIGALIZES` in its `opt` (set where the
 route is defined), so no list of paths here can drift from the routes; the
 client is the address uvicorn's proxy-headers rule settles on (the right-most
@@ -12,18 +13,15 @@ an entry the client wrote. No request body may be larger than `MAX_BODY_BYTES`.
 
 from __future__ import annotations
 
-import dataclasses
 import secrets
 from typing import Any
 
 from litestar import Request
-from litestar.config.csrf import CSRFConfig
 from litestar.middleware import DefineMiddleware
-from litestar.middleware.csrf import CSRFMiddleware
 from litestar.middleware.rate_limit import RateLimitConfig
-from litestar.types import ASGIApp, Receive, Scope, Send
 
 from app.settings import Settings
+from app.web.csrf import CsrfMiddleware
 
 MAX_BODY_BYTES = 4096  # spec/api.md: bodies over 4 KiB are refused with 413
 _FIGALIZES = "figalizes"
@@ -33,31 +31,14 @@ FIGALIZES = {_FIGALIZES: True}  # a route handler's `opt`: its POST creates figa
 def csrf(settings: Settings) -> DefineMiddleware:
     """CSRF for the page's routes only: the form carries a token field and htmx sends it
     as a header. The APIs are cross-origin without cookies and need none."""
-    config = CSRFConfig(
+    return DefineMiddleware(
+        CsrfMiddleware,
         secret=settings.secret_key or secrets.token_urlsafe(32),
-        cookie_name="figa_csrf",
-        header_name="x-csrftoken",
-        cookie_samesite="strict",
-        cookie_httponly=True,
         # Behind TLS the cookie must not travel over plain http, where anyone on the
         # way reads it: a public https address means every real client is behind TLS.
-        cookie_secure=settings.public_base.startswith("https://"),
+        secure_cookie=settings.public_base.startswith("https://"),
+        body_limit=MAX_BODY_BYTES,  # a form without the header is read here for its field
     )
-    return DefineMiddleware(SchemeAwareCSRFMiddleware, config=config)
-
-
-class SchemeAwareCSRFMiddleware:
-    """Litestar's CSRF middleware, with the cookie `Secure` whenever the request came over
-    https (its own TLS, or X-Forwarded-Proto from a trusted proxy: the scope's scheme),
-    as HSTS is sent then. One token secret, so either instance checks the other's."""
-
-    def __init__(self, app: ASGIApp, config: CSRFConfig) -> None:
-        self._as_configured = CSRFMiddleware(app, config)
-        self._secure = CSRFMiddleware(app, dataclasses.replace(config, cookie_secure=True))
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        over_tls = scope.get("scheme") == "https"
-        await (self._secure if over_tls else self._as_configured)(scope, receive, send)
 
 
 def rate_limit_config(settings: Settings) -> RateLimitConfig | None:
