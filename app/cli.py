@@ -104,6 +104,13 @@ def _run(args: argparse.Namespace, settings: Settings, chosen: dict[str, str]) -
         from app.catalogue import load_catalogue
 
         load_catalogue(settings.schemes_file)  # fail here with one line, not in every worker
+        if settings.uses_sqlite:
+            from app.store.migrate import upgrade
+
+            # Once, before the processes start: each one's lifespan migrating the same new
+            # file at once raced ("table figalization already exists") and one died. At head
+            # already, their own upgrade only reads the version.
+            upgrade(settings)
         # The processes uvicorn spawns build their settings from this environment (app.main):
         # the values chosen here are theirs too, one secret key for all of them.
         os.environ.update(chosen)
