@@ -50,6 +50,12 @@ class OldestJob:
             self._written_at = await self._outbox.oldest_written_at()
         return self.known_seconds()
 
+    def none_waiting(self) -> None:
+        """The outbox was just counted empty: nothing waits, whatever the last read said
+        (without this the known age counted on for up to a period after the last job left)."""
+        self._written_at = None
+        self._read_at = self._monotonic()
+
     def known_seconds(self) -> float:
         """The age as of now, from the last read (the gauge's value at a scrape)."""
         if self._written_at is None:

@@ -177,8 +177,12 @@ class OutboxRelay:
         if now - self._backlog_measured_at >= 1.0:
             self._backlog_measured_at = now
             with contextlib.suppress(StoreUnavailable):  # a down database is logged already
-                OUTBOX_BACKLOG.set(await self._outbox.backlog())
-                await self.oldest_job.age_seconds()
+                backlog = await self._outbox.backlog()
+                OUTBOX_BACKLOG.set(backlog)
+                if backlog == 0:
+                    self.oldest_job.none_waiting()
+                else:
+                    await self.oldest_job.age_seconds()
 
 
 class Reconciler:

@@ -292,6 +292,14 @@ async def test_the_oldest_job_s_age_is_read_from_the_outbox_at_most_once_a_perio
     assert await oldest.age_seconds() == 0
     assert oldest.known_seconds() == 0
 
+    await writer.add(*make(2))
+    clocks.advance(3)
+    assert await oldest.age_seconds() > 0  # read: a job waits
+    await outbox.sweep(SwitchableQueue().publish)
+    oldest.none_waiting()  # the relay counted the outbox empty: no stale age until the next read
+    assert oldest.known_seconds() == 0
+    assert await oldest.age_seconds() == 0
+
 
 async def test_while_the_broker_is_down_the_oldest_job_ages_in_readyz_and_metrics(
     database_url: str,
