@@ -12,13 +12,13 @@ lost), and the caller gets `TimeoutError` at once.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
+from collections.abc import Awaitable
 from typing import Any, TypeVar
 
 T = TypeVar("T")
 
 
-async def within(seconds: float, work: Coroutine[Any, Any, T]) -> T:
+async def within(seconds: float, work: Awaitable[T]) -> T:
     """`work`'s result, or `TimeoutError` after `seconds` (the work goes on alone)."""
     task = asyncio.ensure_future(work)
     try:

@@ -27,7 +27,6 @@ from app.runtime import Health
 CHECK_TIMEOUT_SECONDS = 1.0
 CACHE_SECONDS = 1.0
 Measure = TypeVar("Measure", int, float)
-T = TypeVar("T")
 
 
 class DependencyState(msgspec.Struct):
@@ -96,13 +95,9 @@ class ReadinessProbe:
             return states
 
 
-async def _awaited(check: Callable[[], Awaitable[T]]) -> T:
-    return await check()
-
-
 async def _state(check: Callable[[], Awaitable[None]]) -> DependencyState:
     try:
-        await within(CHECK_TIMEOUT_SECONDS, _awaited(check))
+        await within(CHECK_TIMEOUT_SECONDS, check())
     except Exception as error:  # any failure means "not ok"; the detail says which
         # A silent link says nothing at all: say how long it was waited for.
         said = str(error) or f"no answer within {CHECK_TIMEOUT_SECONDS:g} s"
@@ -112,7 +107,7 @@ async def _state(check: Callable[[], Awaitable[None]]) -> DependencyState:
 
 async def _measured(measure: Callable[[], Awaitable[Measure]]) -> Measure | None:
     try:
-        return await within(CHECK_TIMEOUT_SECONDS, _awaited(measure))
+        return await within(CHECK_TIMEOUT_SECONDS, measure())
     except Exception:  # the database state already says why
         return None
 
