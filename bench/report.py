@@ -161,7 +161,7 @@ def _cpu_rounds(results: BenchResults) -> str:
     )
     rows += [
         "",
-        "CPU µs are the server process group's utime + stime + cutime + cstime "
+        "CPU µs are the server process tree's utime + stime + cutime + cstime "
         "(`/proc/PID/stat`) over the 5 s run divided by the requests wrk saw answered (for the "
         "POST: answered 2xx = stored, see Correctness). PostgreSQL (postmaster and backends) "
         "and the broker are counted the same way, per stored figalization; they run with "
@@ -318,7 +318,7 @@ METHOD = """## How it is measured
   worker, where every figalization must end `ready` with its PNG in the bucket.
 - **Workers** run under `nice -n 10`: pictures are background work and must not take the
   web tier's CPU; the kernel gives them what the app leaves.
-- **CPU per request**: the server's process group's CPU time (`/proc/PID/stat` utime +
+- **CPU per request**: the server's process tree's CPU time (`/proc/PID/stat` utime +
   stime, plus cutime + cstime of children it waited for) read just before and just after
   each measured wrk run, divided by the requests wrk saw answered. Requests still in flight
   when wrk stops (at most its connections, < 1 % of a run) make it slightly high, alike for

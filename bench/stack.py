@@ -31,7 +31,7 @@ import httpx
 from sqlalchemy import make_url
 
 from app.settings import Settings
-from bench.cpu import group_cpu_seconds
+from bench.cpu import tree_cpu_seconds
 from tests.distributed import settings_env
 from tests.services.kafka import KafkaService
 from tests.services.ports import LOCALHOST, free_port
@@ -81,9 +81,9 @@ class Process:
         self._server.stop(timeout=25.0)
 
     def cpu_seconds(self) -> float:
-        """User + system CPU time so far of the process and any children it runs (its own
-        session's process group, `bench.cpu`)."""
-        return group_cpu_seconds(self.pid)
+        """User + system CPU time so far of the process and any children it runs (its
+        process tree, `bench.cpu`)."""
+        return tree_cpu_seconds(self.pid)
 
     def rss_bytes(self) -> int:
         """Resident memory now (/proc/PID/status VmRSS)."""
@@ -263,7 +263,7 @@ class Stack:
         ):
             pid = server.pid if server is not None else None
             if pid is not None:
-                found[name] = group_cpu_seconds(pid)
+                found[name] = tree_cpu_seconds(pid)
         return found
 
     def stop(self, process: Process) -> None:

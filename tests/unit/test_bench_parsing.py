@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.cpu import group_cpu_seconds, parse_stat, us_per
+from bench.cpu import parse_stat, tree_cpu_seconds, us_per
 from bench.load import WrkError, WrkResult, parse_duration_ms, parse_wrk
 from bench.pictures import spread, steady_rate
 from bench.plot import nice_ticks, tick_label
@@ -169,27 +169,30 @@ def test_plot_ticks_are_round_and_reach_the_top() -> None:
     assert tick_label(2.5) == "2.5"
 
 
-def stat_line(pid: int, comm: str, pgrp: int, ticks: tuple[int, int, int, int]) -> str:
-    """A /proc/PID/stat line (proc(5)): utime, stime, cutime, cstime are fields 14 to 17."""
+def stat_line(pid: int, comm: str, ppid: int, ticks: tuple[int, int, int, int]) -> str:
+    """A /proc/PID/stat line (proc(5)): ppid is field 4 (the process group, field 5, is the
+    pid: every process here called setsid() like PostgreSQL's backends); utime, stime,
+    cutime, cstime are fields 14 to 17."""
     utime, stime, cutime, cstime = ticks
-    middle = f"S 1 {pgrp} {pgrp} 0 -1 4194560 100 0 0 0 {utime} {stime} {cutime} {cstime}"
+    middle = f"S {ppid} {pid} {pid} 0 -1 4194560 100 0 0 0 {utime} {stime} {cutime} {cstime}"
     return f"{pid} ({comm}) {middle} 20 0 1 0 500 1000000 200 18446744073709551615\n"
 
 
 def test_proc_stat_cpu_fields_are_read_after_the_command_name_even_with_spaces_and_parens() -> None:
     times = parse_stat(stat_line(42, "uvicorn (worker) 1", 40, (250, 50, 30, 20)), ticks=100)
-    assert times.pgrp == 40
+    assert (times.ppid, times.pgrp) == (40, 42)
     assert times.own_seconds == pytest.approx(3.0)
     assert times.children_seconds == pytest.approx(0.5)
 
 
-def test_a_process_groups_cpu_counts_its_members_and_their_reaped_children_only(
+def test_a_process_trees_cpu_counts_its_descendants_and_their_reaped_children_only(
     tmp_path: Path,
 ) -> None:
     processes = {
-        "40": stat_line(40, "postgres", 40, (100, 100, 50, 50)),  # leader: 2 s + 1 s reaped
+        "40": stat_line(40, "postgres", 1, (100, 100, 50, 50)),  # root: 2 s + 1 s reaped
         "41": stat_line(41, "postgres: backend", 40, (300, 0, 0, 0)),  # 3 s
-        "77": stat_line(77, "other", 77, (9_000, 0, 0, 0)),  # another group: not counted
+        "45": stat_line(45, "postgres: parallel worker", 41, (0, 100, 0, 0)),  # grandchild: 1 s
+        "77": stat_line(77, "other", 1, (9_000, 0, 0, 0)),  # not in the tree
     }
     for pid, line in processes.items():
         (tmp_path / pid).mkdir()
@@ -197,7 +200,9 @@ def test_a_process_groups_cpu_counts_its_members_and_their_reaped_children_only(
     (tmp_path / "self").mkdir()  # not a pid: skipped
     (tmp_path / "99").mkdir()  # exited while we looked: no stat file, skipped
     ticks = os.sysconf("SC_CLK_TCK")
-    assert group_cpu_seconds(40, proc=tmp_path) == pytest.approx(600 / ticks)
+    assert tree_cpu_seconds(40, proc=tmp_path) == pytest.approx(700 / ticks)
+    assert tree_cpu_seconds(41, proc=tmp_path) == pytest.approx(400 / ticks)
+    assert tree_cpu_seconds(12345, proc=tmp_path) == 0.0  # gone: nothing
 
 
 def wrk_result(requests: int, rate: float, non_2xx: int = 0) -> WrkResult:
