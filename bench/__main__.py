@@ -1,4 +1,7 @@
-"""`python -m bench` (the benchmark) and `python -m bench soak` (the soak run)."""
+"""`python -m bench` (the benchmark), `python -m bench soak` (the soak run), and
+`python -m bench capacity` (docs/capacity.md and .json again from the last run's unit costs
+in docs/capacity.json and the manifests as they are now: after a change to k8s/ or
+terraform/, no new benchmark needed)."""
 
 from __future__ import annotations
 
@@ -17,7 +20,15 @@ def main(argv: list[str] | None = None) -> int:
     soak = commands.add_parser("soak", help="a bounded load run against the distributed mode")
     soak.add_argument("--seconds", type=float, default=60.0, help="how long the load lasts")
     soak.add_argument("--clients", type=int, default=300, help="simulated browsers at once")
+    commands.add_parser("capacity", help="redo the capacity model from docs/capacity.json")
     args = parser.parse_args(argv)
+    if args.command == "capacity":
+        from bench import capacity
+
+        recorded = capacity.from_json((args.docs / "capacity.json").read_text(encoding="utf-8"))
+        for path in capacity.write(recorded.inputs, args.docs):
+            print(f"wrote {path}")
+        return 0
     if args.command == "soak":
         from bench.soak import run_soak
 

@@ -1,8 +1,9 @@
 """`python -m bench`: the whole benchmark of issue 7, top to bottom.
 
 In order: the engine and the renderer alone (quiet machine), the servers,
-the ceiling app, the web site (figalizations, polls), the picture site (one
-worker at 50 req/s, then 1, 2 and 4 workers), the report. Exits 1 when a
+the ceiling app, the web site (figalizations, hello/POST rounds for the CPU
+per request, polls), the picture site (one worker at 50 req/s, then 1, 2 and
+4 workers), the report and the capacity model. Exits 1 when a
 target is missed, naming it; every server it started is stopped, whatever
 happens.
 """
@@ -15,7 +16,8 @@ from pathlib import Path
 
 import httpx
 
-from bench import report
+from bench import capacity, report
+from bench.cpu import cpu_during
 from bench.engine import measure_engine
 from bench.pictures import measure_render, measure_render_ratio, measure_scaling, measure_steady
 from bench.results import BenchResults, Machine, evaluate
@@ -44,19 +46,22 @@ async def run_benchmark(docs: Path) -> int:
         stack.start()
         say("ceiling: bare Litestar hello")
         hello, hello_url = stack.start_hello()
-        ceiling = await measure_ceiling(hello_url)
-        stack.stop(hello)
-        say("web: figalizations (API, form ± htmx) at 16/64/256, polls, 1,000 pollers")
+        ceiling = await measure_ceiling(hello, hello_url)
+        say("web: figalizations (API, form ± htmx) at 16/64/256, hello/POST CPU rounds, polls")
         web_site = await stack.new_site("web")
         app, app_url = stack.start_app(web_site)
-        web = await measure_web(app, app_url, web_site)
+        web = await measure_web(stack, app, app_url, web_site, hello, hello_url)
         stack.stop(app)
+        stack.stop(hello)
         say("pictures: one worker at 50 req/s, then 1, 2 and 4 workers")
         picture_site = await stack.new_site("pictures")
         app, app_url = stack.start_app(picture_site)
         [(worker, metrics_url)] = stack.start_workers(picture_site, 1)
         async with httpx.AsyncClient(base_url=app_url, timeout=10.0) as client:
-            steady = await measure_steady(client, picture_site, app, worker, metrics_url)
+            steady, worker_cpu = await cpu_during(
+                {"worker": worker.cpu_seconds},
+                measure_steady(client, picture_site, app, worker, metrics_url),
+            )
             stack.stop(worker)
             scaling = await measure_scaling(client, stack, picture_site)
     results = BenchResults(
@@ -69,10 +74,13 @@ async def run_benchmark(docs: Path) -> int:
         steady,
         scaling,
         time.monotonic() - started,
+        worker_cpu_seconds=worker_cpu["worker"],
     )
     targets = evaluate(results)
     markdown, picture = report.write(results, targets, docs)
     say(f"wrote {markdown} and {picture}")
+    written = capacity.write(capacity.inputs_of(results), docs)
+    say(f"wrote {' and '.join(str(path) for path in written)}")
     for target in targets:
         mark = "ok    " if target.met else "MISSED"
         print(f"  {mark} {target.name}: {target.measured} (required {target.required})")

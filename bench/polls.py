@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import httpx
 
+from bench.cpu import cpu_during, us_per
 from bench.load import Request, Wrk, WrkResult
 from bench.prometheus import scrape
 from bench.stack import Process
@@ -54,6 +55,10 @@ class Polls:
     unchanged: dict[str, WrkResult]  # fragment name → wrk at 64 connections
     not_204: int  # polls in those runs the server answered otherwise
     crowd: Crowd
+    unchanged_cpu_seconds: dict[str, float]  # fragment name → the app's CPU during its run
+
+    def cpu_us(self, name: str) -> float:
+        return us_per(self.unchanged_cpu_seconds[name], self.unchanged[name].requests)
 
 
 def poll_path(fragment: str) -> str:
@@ -67,17 +72,22 @@ def poll_path(fragment: str) -> str:
 async def measure_polls(client: httpx.AsyncClient, wrk: Wrk, app: Process) -> Polls:
     paths = await _settled_paths(client)
     before = await scrape(client, app.metrics_url)
-    unchanged = {}
+    unchanged, cpu = {}, {}
     for name, path in paths.items():
         await wrk.run(path, connections=POLL_CONNECTIONS, seconds=WARMUP_SECONDS)
-        unchanged[name] = await wrk.run(path, connections=POLL_CONNECTIONS, seconds=RUN_SECONDS)
+        unchanged[name], used = await cpu_during(
+            {"app": app.cpu_seconds},
+            wrk.run(path, connections=POLL_CONNECTIONS, seconds=RUN_SECONDS),
+        )
+        cpu[name] = used["app"]
     delta = (await scrape(client, app.metrics_url)).minus(before)
     not_204 = sum(
         delta.total(_REQUESTS, route=f"/fragments/{name}")
         - delta.total(_REQUESTS, route=f"/fragments/{name}", status="204")
         for name in FRAGMENTS
     )
-    return Polls(unchanged, round(not_204), await _measure_crowd(client, wrk, app, paths))
+    crowd = await _measure_crowd(client, wrk, app, paths)
+    return Polls(unchanged, round(not_204), crowd, cpu)
 
 
 async def _settled_paths(client: httpx.AsyncClient) -> dict[str, str]:

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bench import pictures, polls
+from bench import pictures, polls, web
+from bench.cpu import us_per
 from bench.phrases import PHRASES
 from bench.plot import Line, Panel, draw
 from bench.results import (
@@ -92,7 +93,12 @@ def _header(results: BenchResults, targets: list[Target]) -> str:
 
 
 def _targets(targets: list[Target]) -> str:
-    rows = ["## Targets (issue 7)", "", "| target | measured | required | |", "|---|---|---|---|"]
+    rows = [
+        "## Targets (issues 7 and 13)",
+        "",
+        "| target | measured | required | |",
+        "|---|---|---|---|",
+    ]
     rows += [
         f"| {t.name} | {t.measured} | {t.required} | {'met' if t.met else '**missed**'} |"
         for t in targets
@@ -106,16 +112,62 @@ def _web(results: BenchResults, picture: str) -> str:
         "",
         f"![requests/s and p99 latency vs connections]({picture})",
         "",
-        "| route | connections | requests/s | of ceiling | p50 ms | p99 ms | non-2xx |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| route | connections | requests/s | of ceiling | server CPU µs/request "
+        "| of ceiling's | p50 ms | p99 ms | non-2xx |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for series in _all_series(results):
         for connections, run in series.runs.items():
             share = results.share_of_ceiling(series, connections)
+            cpu = series.cpu_us(connections)
+            cpu_share = cpu / results.ceiling.cpu_us(connections)
             rows.append(
                 f"| {series.label} | {connections} | {run.requests_per_second:,.0f} | "
-                f"{share:.0%} | {run.p50_ms:.1f} | {run.p99_ms:.1f} | {run.non_2xx} |"
+                f"{share:.0%} | {cpu:.0f} | {cpu_share:.2f}× | {run.p50_ms:.1f} | "
+                f"{run.p99_ms:.1f} | {run.non_2xx} |"
             )
+    rows += ["", _cpu_rounds(results)]
+    return "\n".join(rows)
+
+
+def _cpu_rounds(results: BenchResults) -> str:
+    cpu = results.web.cpu
+    rows = [
+        f"### Server CPU per request: hello and API POST interleaved at {web.CPU_CONNECTIONS}",
+        "",
+        "| round | hello req/s | hello CPU µs | POST req/s | POST app CPU µs | CPU ratio "
+        "| throughput ratio | PostgreSQL µs | broker µs | rows per transaction |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for number, r in enumerate(cpu.rounds, 1):
+        services = [
+            f"{us_per(r.services_cpu_seconds[name], r.post.answered_2xx):.0f}"
+            if name in r.services_cpu_seconds
+            else "–"
+            for name in ("postgres", "kafka")
+        ]
+        rows.append(
+            f"| {number} | {r.hello.requests_per_second:,.0f} | {r.hello_cpu_us:.0f} | "
+            f"{r.post.requests_per_second:,.0f} | {r.post_cpu_us:.0f} | {r.ratio:.2f} | "
+            f"{r.post.requests_per_second / r.hello.requests_per_second:.0%} | "
+            f"{services[0]} | {services[1]} | {r.rows / max(1, r.transactions):.1f} |"
+        )
+    postgres, kafka = cpu.service_cpu_us("postgres"), cpu.service_cpu_us("kafka")
+    rows.append(
+        f"| **all** | | **{cpu.hello_cpu_us:.0f}** | | **{cpu.post_cpu_us:.0f}** | "
+        f"**{cpu.ratio:.2f}** | {cpu.throughput_ratio:.0%} | "
+        f"{'–' if postgres is None else f'{postgres:.0f}'} | "
+        f"{'–' if kafka is None else f'{kafka:.0f}'} | {cpu.rows_per_transaction:.1f} |"
+    )
+    rows += [
+        "",
+        "CPU µs are the server process tree's utime + stime + cutime + cstime "
+        "(`/proc/PID/stat`) over the 5 s run divided by the requests wrk saw answered (for the "
+        "POST: answered 2xx = stored, see Correctness). PostgreSQL (postmaster and backends) "
+        "and the broker are counted the same way, per stored figalization; they run with "
+        "`fsync=off` here, so a real commit costs them more. The target is the CPU ratio of "
+        "all rounds (sums of CPU ÷ sums of requests).",
+    ]
     return "\n".join(rows)
 
 
@@ -124,14 +176,17 @@ def _polls(results: BenchResults) -> str:
     rows = [
         "## Polls when nothing changed (answered 204 from memory)",
         "",
-        "| poll | connections | requests/s | of ceiling | p50 ms | p99 ms |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| poll | connections | requests/s | of ceiling | server CPU µs/request "
+        "| of ceiling's | p50 ms | p99 ms |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
+    hello_cpu = results.ceiling.cpu_us(HEADLINE_CONNECTIONS)
     for name, run in results.web.polls.unchanged.items():
+        cpu = results.web.polls.cpu_us(name)
         rows.append(
             f"| `/fragments/{name}?v=<current>` | {run.connections} | "
             f"{run.requests_per_second:,.0f} | {results.poll_share(name):.0%} | "
-            f"{run.p50_ms:.2f} | {run.p99_ms:.2f} |"
+            f"{cpu:.0f} | {cpu / hello_cpu:.2f}× | {run.p50_ms:.2f} | {run.p99_ms:.2f} |"
         )
     rows += [
         "",
@@ -190,6 +245,10 @@ def _pictures(results: BenchResults) -> str:
         for s in results.scaling
     ]
     rows += [
+        "",
+        f"Worker CPU per picture (steady run: {results.worker_cpu_seconds:.2f} s of the worker's "
+        f"CPU for {steady.rows:,} pictures, warm-up and drain included): "
+        f"**{results.worker_cpu_ms_per_picture:.1f} ms**.",
         "",
         f"Jobs/s: {pictures.SCALING_JOBS} jobs queued while no worker ran, then N workers "
         "started together; the rate is counted between 10% and 90% of the pictures made "
@@ -259,6 +318,13 @@ METHOD = """## How it is measured
   worker, where every figalization must end `ready` with its PNG in the bucket.
 - **Workers** run under `nice -n 10`: pictures are background work and must not take the
   web tier's CPU; the kernel gives them what the app leaves.
+- **CPU per request**: the server's process tree's CPU time (`/proc/PID/stat` utime +
+  stime, plus cutime + cstime of children it waited for) read just before and just after
+  each measured wrk run, divided by the requests wrk saw answered. Requests still in flight
+  when wrk stops (at most its connections, < 1 % of a run) make it slightly high, alike for
+  every route. Unlike requests/s it does not depend on what else uses the cores, so the
+  hello and the API POST are measured in interleaved rounds and compared as a ratio.
+  The capacity model ([capacity.md](capacity.md)) is built from these numbers.
 - **Polls**: the version is the one the fragment's own `hx-get` carries; the app must
   answer 204 from memory. CPU per poll is the app process's utime + stime
   (`/proc/PID/stat`) during the run divided by the polls it answered (its metrics port).

@@ -31,6 +31,7 @@ import httpx
 from sqlalchemy import make_url
 
 from app.settings import Settings
+from bench.cpu import tree_cpu_seconds
 from tests.distributed import settings_env
 from tests.services.kafka import KafkaService
 from tests.services.ports import LOCALHOST, free_port
@@ -41,7 +42,6 @@ from tests.services.s3 import S3Service
 FIGACHECHNAYA = str(Path(sys.executable).with_name("figachechnaya"))
 PARTITIONS = 12  # as in production: up to 12 workers share a topic
 START_SECONDS = 60.0
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 class Process:
@@ -81,10 +81,9 @@ class Process:
         self._server.stop(timeout=25.0)
 
     def cpu_seconds(self) -> float:
-        """User + system CPU time so far (/proc/PID/stat utime + stime)."""
-        stat = Path(f"/proc/{self.pid}/stat").read_text()
-        fields = stat[stat.rindex(")") + 2 :].split()
-        return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+        """User + system CPU time so far of the process and any children it runs (its
+        process tree, `bench.cpu`)."""
+        return tree_cpu_seconds(self.pid)
 
     def rss_bytes(self) -> int:
         """Resident memory now (/proc/PID/status VmRSS)."""
@@ -253,6 +252,19 @@ class Stack:
         base_url = f"http://{LOCALHOST}:{port}"
         process.start(f"{base_url}/")
         return process, base_url
+
+    def service_cpu_seconds(self) -> dict[str, float]:
+        """CPU seconds so far of PostgreSQL (postmaster and backends) and the broker, when
+        they are ours (an external server's is not counted)."""
+        found = {}
+        for name, server in (
+            ("postgres", getattr(self.postgres, "_server", None)),
+            ("kafka", getattr(self.kafka, "_broker", None)),
+        ):
+            pid = server.pid if server is not None else None
+            if pid is not None:
+                found[name] = tree_cpu_seconds(pid)
+        return found
 
     def stop(self, process: Process) -> None:
         process.stop()

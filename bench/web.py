@@ -17,18 +17,23 @@ import html
 import json
 import re
 import time
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from urllib.parse import urlencode
 
 import httpx
 
+from app.jobs.relay import HANDOFF_GRACE_SECONDS
+from bench.cpu import cpu_during, us_per
 from bench.load import Request, Wrk, WrkResult
 from bench.phrases import PHRASES
 from bench.polls import Polls, measure_polls
 from bench.prometheus import Scrape, scrape
-from bench.stack import Process, Site
+from bench.stack import Process, Site, Stack
 
 CONNECTIONS = (16, 64, 256)
+CPU_CONNECTIONS = 64  # the interleaved hello / API POST rounds of the CPU target
+CPU_ROUNDS = 2
 WARMUP_SECONDS = 1.0
 RUN_SECONDS = 5.0
 SCHEMES = ("figa", "khren")
@@ -38,10 +43,90 @@ _VALUE = re.compile(r'value="([^"]*)"')
 
 @dataclass
 class Series:
-    """One route measured at each connection count."""
+    """One route measured at each connection count, with the server's CPU time of each run."""
 
     label: str
     runs: dict[int, WrkResult] = field(default_factory=dict)
+    cpu_seconds: dict[int, float] = field(default_factory=dict)  # the server process's
+
+    def cpu_us(self, connections: int) -> float:
+        """Server CPU per request answered (microseconds)."""
+        return us_per(self.cpu_seconds[connections], self.runs[connections].requests)
+
+
+@dataclass
+class Round:
+    """The ceiling's hello, then the API POST, at the same connection count, one after the
+    other: the pair the CPU target compares (the servers' CPU, not the shared cores' rate)."""
+
+    hello: WrkResult
+    hello_cpu_seconds: float
+    post: WrkResult
+    post_cpu_seconds: float  # the app's
+    services_cpu_seconds: dict[str, float]  # PostgreSQL and the broker during the POST run
+    transactions: int  # group commit batches written during the POST run
+    rows: int  # figalizations those batches stored
+
+    @property
+    def hello_cpu_us(self) -> float:
+        return us_per(self.hello_cpu_seconds, self.hello.requests)
+
+    @property
+    def post_cpu_us(self) -> float:
+        """App CPU per stored figalization (every 2xx is stored: `Accounting` proves it)."""
+        return us_per(self.post_cpu_seconds, self.post.answered_2xx)
+
+    @property
+    def ratio(self) -> float:
+        return self.post_cpu_us / self.hello_cpu_us
+
+
+@dataclass
+class CpuRounds:
+    """Interleaved rounds; the ratio is of the sums (each round weighs by its requests)."""
+
+    rounds: list[Round]
+    warmup_answered: int = 0  # the POST warm-ups' 2xx: stored too, so counted by `Accounting`
+
+    @property
+    def answered(self) -> int:
+        return self.warmup_answered + sum(r.post.answered_2xx for r in self.rounds)
+
+    @property
+    def hello_cpu_us(self) -> float:
+        return us_per(
+            sum(r.hello_cpu_seconds for r in self.rounds),
+            sum(r.hello.requests for r in self.rounds),
+        )
+
+    @property
+    def post_cpu_us(self) -> float:
+        return us_per(
+            sum(r.post_cpu_seconds for r in self.rounds),
+            sum(r.post.answered_2xx for r in self.rounds),
+        )
+
+    @property
+    def ratio(self) -> float:
+        return self.post_cpu_us / self.hello_cpu_us
+
+    @property
+    def throughput_ratio(self) -> float:
+        post = sum(r.post.requests_per_second for r in self.rounds)
+        return post / sum(r.hello.requests_per_second for r in self.rounds)
+
+    def service_cpu_us(self, service: str) -> float | None:
+        """A server's CPU per stored figalization (None when it was not ours to count)."""
+        if not all(service in r.services_cpu_seconds for r in self.rounds):
+            return None
+        return us_per(
+            sum(r.services_cpu_seconds[service] for r in self.rounds),
+            sum(r.post.answered_2xx for r in self.rounds),
+        )
+
+    @property
+    def rows_per_transaction(self) -> float:
+        return sum(r.rows for r in self.rounds) / max(1, sum(r.transactions for r in self.rounds))
 
 
 @dataclass
@@ -84,29 +169,44 @@ class WebResults:
     accounting: Accounting
     wrong_statuses: dict[str, float]  # "METHOD route status" → count, from the app's metrics
     app_rss_bytes: int
+    cpu: CpuRounds
+    table_bytes: int  # the figalization table with its indexes and TOAST, after the runs
 
 
-async def measure_ceiling(base_url: str) -> Series:
+async def measure_ceiling(hello: Process, base_url: str) -> Series:
     wrk = Wrk(base_url)
     series = Series("hello (ceiling)")
     for connections in CONNECTIONS:
         await wrk.run("/", connections=connections, seconds=WARMUP_SECONDS)
-        series.runs[connections] = await wrk.run("/", connections=connections, seconds=RUN_SECONDS)
+        series.runs[connections], cpu = await cpu_during(
+            {"hello": hello.cpu_seconds},
+            wrk.run("/", connections=connections, seconds=RUN_SECONDS),
+        )
+        series.cpu_seconds[connections] = cpu["hello"]
     return series
 
 
-async def measure_web(app: Process, base_url: str, site: Site) -> WebResults:
+async def measure_web(
+    stack: Stack, app: Process, base_url: str, site: Site, hello: Process, hello_url: str
+) -> WebResults:
+    """The figalization series, the interleaved CPU rounds against the (still running)
+    ceiling, the accounting of every figalization, then the polls."""
     wrk = Wrk(base_url)
     async with httpx.AsyncClient(base_url=base_url, timeout=10.0) as client:
         before = await scrape(client, app.metrics_url)
         cookie, token = await _csrf(client)
         answered = await _probe(client, cookie, token)
+        plans = _plans(cookie, token)
         (api, form_htmx, form_page), answered_by_wrk, abandoned = await _measure_figalizations(
-            wrk, cookie, token
+            wrk, app, plans
         )
+        cpu = await _measure_cpu_rounds(client, stack, app, wrk, hello, Wrk(hello_url), plans[0])
+        answered_by_wrk += cpu.answered
+        abandoned += 2 * CPU_CONNECTIONS * len(cpu.rounds)  # warm-up and measured run
         accounting = await _account(
             client, app, site, before, answered + answered_by_wrk, abandoned
         )
+        table_bytes = await site.scalar("SELECT pg_total_relation_size('figalization')")
         polls = await measure_polls(client, wrk, app)
         after = await scrape(client, app.metrics_url)
     return WebResults(
@@ -117,13 +217,65 @@ async def measure_web(app: Process, base_url: str, site: Site) -> WebResults:
         accounting=accounting,
         wrong_statuses=wrong_statuses(after.minus(before)),
         app_rss_bytes=app.rss_bytes(),
+        cpu=cpu,
+        table_bytes=table_bytes,
     )
 
 
-async def _measure_figalizations(
-    wrk: Wrk, cookie: str, token: str
-) -> tuple[list[Series], int, int]:
-    """API, form with htmx, form without; returns the series, 2xx seen, and the in-flight bound."""
+Plan = tuple[str, list[Request], list[str]]  # label, requests cycled, headers
+_BATCH = "figachechnaya_group_commit_batch_size"
+
+
+async def _measure_cpu_rounds(
+    client: httpx.AsyncClient,
+    stack: Stack,
+    app: Process,
+    wrk: Wrk,
+    hello: Process,
+    hello_wrk: Wrk,
+    api: Plan,
+) -> CpuRounds:
+    """Hello, API POST, hello, API POST… at 64 connections, each after its own warm-up: the
+    two servers see the same moments of the machine, so whatever else runs slows both."""
+    _, requests, headers = api
+    rounds, warmup_answered = [], 0
+    for _ in range(CPU_ROUNDS):
+        await hello_wrk.run("/", connections=CPU_CONNECTIONS, seconds=WARMUP_SECONDS)
+        hello_run, hello_cpu = await cpu_during(
+            {"hello": hello.cpu_seconds},
+            hello_wrk.run("/", connections=CPU_CONNECTIONS, seconds=RUN_SECONDS),
+        )
+
+        def post(seconds: float) -> Awaitable[WrkResult]:
+            return wrk.run(
+                connections=CPU_CONNECTIONS, seconds=seconds, requests=requests, headers=headers
+            )
+
+        warmup_answered += (await post(WARMUP_SECONDS)).answered_2xx
+        before = await scrape(client, app.metrics_url)
+        before_services = stack.service_cpu_seconds()
+        post_run, post_cpu = await cpu_during({"app": app.cpu_seconds}, post(RUN_SECONDS))
+        after_services = stack.service_cpu_seconds()
+        delta = (await scrape(client, app.metrics_url)).minus(before)
+        rounds.append(
+            Round(
+                hello=hello_run,
+                hello_cpu_seconds=hello_cpu["hello"],
+                post=post_run,
+                post_cpu_seconds=post_cpu["app"],
+                services_cpu_seconds={
+                    name: after_services[name] - before_services[name]
+                    for name in before_services.keys() & after_services.keys()
+                },
+                transactions=round(delta.total(f"{_BATCH}_count")),
+                rows=round(delta.total(f"{_BATCH}_sum")),
+            )
+        )
+    return CpuRounds(rounds, warmup_answered)
+
+
+def _plans(cookie: str, token: str) -> list[Plan]:
+    """API, form with htmx, form without: what each one posts."""
     api = [
         Request("POST", "/api/v2/figalizations", json.dumps(body, ensure_ascii=False))
         for body in _bodies()
@@ -134,22 +286,35 @@ async def _measure_figalizations(
         f"Cookie: figa_csrf={cookie}",
         f"x-csrftoken: {token}",
     ]
-    plans = [
+    return [
         ("POST /api/v2/figalizations", api, ["Content-Type: application/json"]),
         ("POST / (form, htmx)", form, [*form_headers, "HX-Request: true"]),
         ("POST / (form, full page)", form, form_headers),
     ]
+
+
+async def _measure_figalizations(
+    wrk: Wrk, app: Process, plans: list[Plan]
+) -> tuple[list[Series], int, int]:
+    """Each plan at each connection count; returns the series, 2xx seen, and the in-flight
+    bound. The app's CPU is counted over the measured run only, not the warm-up."""
     measured, answered, abandoned = [], 0, 0
     for label, requests, headers in plans:
         series = Series(label)
         for connections in CONNECTIONS:
-            for seconds in (WARMUP_SECONDS, RUN_SECONDS):
-                result = await wrk.run(
-                    connections=connections, seconds=seconds, requests=requests, headers=headers
-                )
-                answered += result.answered_2xx
-                abandoned += connections
+            warmup = await wrk.run(
+                connections=connections, seconds=WARMUP_SECONDS, requests=requests, headers=headers
+            )
+            result, cpu = await cpu_during(
+                {"app": app.cpu_seconds},
+                wrk.run(
+                    connections=connections, seconds=RUN_SECONDS, requests=requests, headers=headers
+                ),
+            )
+            answered += warmup.answered_2xx + result.answered_2xx
+            abandoned += 2 * connections
             series.runs[connections] = result
+            series.cpu_seconds[connections] = cpu["app"]
         measured.append(series)
     return measured, answered, abandoned
 
@@ -195,10 +360,12 @@ async def _account(
     answered: int,
     abandoned: int,
 ) -> Accounting:
-    """Wait (bounded) for the outbox to empty into Kafka, then compare every count."""
+    """Wait (bounded) for the outbox to empty into Kafka, then compare every count. Jobs the
+    relay could not hold in memory wait for its sweep, which leaves a row alone for the
+    hand-off grace after it was handed over: the bound is that grace and 30 s more."""
     started = time.monotonic()
     backlog: int | None = None
-    while time.monotonic() - started < 30:
+    while time.monotonic() - started < HANDOFF_GRACE_SECONDS + 30:
         backlog = (await client.get("/readyz")).json().get("outbox_backlog")
         if backlog == 0:
             break

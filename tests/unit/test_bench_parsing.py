@@ -1,17 +1,21 @@
-"""The benchmark's readers: wrk's report, Prometheus text, fragments, and the rates derived."""
+"""The benchmark's readers: wrk's report, Prometheus text, /proc, fragments, and the rates
+derived from them."""
 
 from __future__ import annotations
 
 import math
+import os
+from pathlib import Path
 
 import pytest
 
-from bench.load import WrkError, parse_duration_ms, parse_wrk
+from bench.cpu import parse_stat, tree_cpu_seconds, us_per
+from bench.load import WrkError, WrkResult, parse_duration_ms, parse_wrk
 from bench.pictures import spread, steady_rate
 from bench.plot import nice_ticks, tick_label
 from bench.polls import poll_path
 from bench.prometheus import parse, quantile, share_at_most
-from bench.web import csrf_token, wrong_statuses
+from bench.web import CpuRounds, Round, Series, csrf_token, wrong_statuses
 
 WRK_CLEAN = """\
 Running 5s test @ http://127.0.0.1:40111/
@@ -163,3 +167,77 @@ def test_plot_ticks_are_round_and_reach_the_top() -> None:
     assert nice_ticks(0) == [0.0, 1.0]
     assert tick_label(20_000) == "20\u2009000"
     assert tick_label(2.5) == "2.5"
+
+
+def stat_line(pid: int, comm: str, ppid: int, ticks: tuple[int, int, int, int]) -> str:
+    """A /proc/PID/stat line (proc(5)): ppid is field 4 (the process group, field 5, is the
+    pid: every process here called setsid() like PostgreSQL's backends); utime, stime,
+    cutime, cstime are fields 14 to 17."""
+    utime, stime, cutime, cstime = ticks
+    middle = f"S {ppid} {pid} {pid} 0 -1 4194560 100 0 0 0 {utime} {stime} {cutime} {cstime}"
+    return f"{pid} ({comm}) {middle} 20 0 1 0 500 1000000 200 18446744073709551615\n"
+
+
+def test_proc_stat_cpu_fields_are_read_after_the_command_name_even_with_spaces_and_parens() -> None:
+    times = parse_stat(stat_line(42, "uvicorn (worker) 1", 40, (250, 50, 30, 20)), ticks=100)
+    assert (times.ppid, times.pgrp) == (40, 42)
+    assert times.own_seconds == pytest.approx(3.0)
+    assert times.children_seconds == pytest.approx(0.5)
+
+
+def test_a_process_trees_cpu_counts_its_descendants_and_their_reaped_children_only(
+    tmp_path: Path,
+) -> None:
+    processes = {
+        "40": stat_line(40, "postgres", 1, (100, 100, 50, 50)),  # root: 2 s + 1 s reaped
+        "41": stat_line(41, "postgres: backend", 40, (300, 0, 0, 0)),  # 3 s
+        "45": stat_line(45, "postgres: parallel worker", 41, (0, 100, 0, 0)),  # grandchild: 1 s
+        "77": stat_line(77, "other", 1, (9_000, 0, 0, 0)),  # not in the tree
+    }
+    for pid, line in processes.items():
+        (tmp_path / pid).mkdir()
+        (tmp_path / pid / "stat").write_text(line)
+    (tmp_path / "self").mkdir()  # not a pid: skipped
+    (tmp_path / "99").mkdir()  # exited while we looked: no stat file, skipped
+    ticks = os.sysconf("SC_CLK_TCK")
+    assert tree_cpu_seconds(40, proc=tmp_path) == pytest.approx(700 / ticks)
+    assert tree_cpu_seconds(41, proc=tmp_path) == pytest.approx(400 / ticks)
+    assert tree_cpu_seconds(12345, proc=tmp_path) == 0.0  # gone: nothing
+
+
+def wrk_result(requests: int, rate: float, non_2xx: int = 0) -> WrkResult:
+    return WrkResult(64, 5.0, requests, rate, 1.0, 1.5, 2.0, 3.0, non_2xx, 0)
+
+
+def test_cpu_per_request_divides_the_servers_cpu_by_the_requests_answered() -> None:
+    series = Series("hello", runs={64: wrk_result(50_000, 10_000.0)}, cpu_seconds={64: 6.5})
+    assert series.cpu_us(64) == pytest.approx(130.0)
+    with pytest.raises(ValueError, match="no requests"):
+        us_per(1.0, 0)
+
+
+def test_the_cpu_target_is_the_ratio_of_sums_over_interleaved_rounds() -> None:
+    def cpu_round(hello_requests: int, hello_cpu: float, posts: int, post_cpu: float) -> Round:
+        return Round(
+            hello=wrk_result(hello_requests, hello_requests / 5),
+            hello_cpu_seconds=hello_cpu,
+            post=wrk_result(posts + 10, posts / 5, non_2xx=10),  # only 2xx are stored
+            post_cpu_seconds=post_cpu,
+            services_cpu_seconds={"postgres": 1.0},
+            transactions=100,
+            rows=posts,
+        )
+
+    rounds = CpuRounds(
+        [cpu_round(40_000, 5.0, 20_000, 5.0), cpu_round(20_000, 3.0, 10_000, 4.0)],
+        warmup_answered=7,
+    )
+    assert rounds.rounds[0].ratio == pytest.approx(250 / 125)
+    assert rounds.rounds[1].ratio == pytest.approx(400 / 150)
+    assert rounds.hello_cpu_us == pytest.approx(8.0 / 60_000 * 1e6)
+    assert rounds.post_cpu_us == pytest.approx(9.0 / 30_000 * 1e6)
+    assert rounds.ratio == pytest.approx(300 / (8e6 / 60_000))  # not the mean of the rounds
+    assert rounds.answered == 30_007
+    assert rounds.service_cpu_us("postgres") == pytest.approx(2.0 / 30_000 * 1e6)
+    assert rounds.service_cpu_us("kafka") is None  # not ours to count: no number, not zero
+    assert rounds.rows_per_transaction == pytest.approx(150.0)
