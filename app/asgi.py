@@ -230,7 +230,10 @@ def create_app(settings: Settings) -> Litestar:
         ),
     )
     document_create_route(app)  # the ASGI create route's operation, which Litestar cannot derive
-    envelope.install(app, settings)  # around the router too: every answer gets its headers
+    # Around the router too: every answer gets its headers. The rate limit's middleware must
+    # see the create route's POSTs, so with it on every route goes through the router.
+    hottest = [create_figalization, hint_poll, total_poll]
+    envelope.install(app, settings, direct_routes=[] if settings.rate_limit_per_minute else hottest)
     return app
 
 

@@ -15,6 +15,10 @@ answer, as nginx's `client_header_timeout` does. The body is not timed here:
 it is at most 4 KiB (`security.MAX_BODY_BYTES`), and a handler waiting for it
 is one task, not a blocked server.
 
+The same protocol writes each answer in one system call, not two
+(`coalesced_writes`): it gives uvicorn a coalescing stand-in for the
+connection's transport.
+
 The factory is a `functools.partial` of a module-level class, so uvicorn can
 pickle it into the processes of `serve --workers N`.
 """
@@ -28,10 +32,13 @@ from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from app.coalesced_writes import CoalescingTransport
+
 
 class HeaderTimeoutProtocol(HttpToolsProtocol):
     """httptools' protocol that closes a connection whose request head is not complete
-    within `header_timeout` seconds of the connection or of the request's first byte."""
+    within `header_timeout` seconds of the connection or of the request's first byte, and
+    writes each answer at once."""
 
     def __init__(self, *args: Any, header_timeout: float, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -40,6 +47,8 @@ class HeaderTimeoutProtocol(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        # Set after uvicorn's own setup, which reads the socket's addresses from the real one.
+        self.transport = CoalescingTransport(transport, self.loop)  # type: ignore[assignment]
         self._arm()  # a connection that never sends a byte is timed too
 
     def connection_lost(self, exc: Exception | None) -> None:

