@@ -92,7 +92,7 @@ class Figalizer:
             created_at=datetime.now(UTC),
         )
         try:
-            await self._store.add(figalization, self.image_job(figalization, request_id))
+            await self._store.add(figalization, self._job(figalization, scheme.name, request_id))
         except StoreUnavailable as error:
             log.warning("figalization answered but not stored: %s", error)
             _counted(scheme.id, stored=False).inc()
@@ -125,12 +125,16 @@ class Figalizer:
         return figalization
 
     def image_job(self, figalization: Figalization, request_id: str = "") -> ImageJob:
+        return self._job(figalization, self.scheme_name(figalization.scheme), request_id)
+
+    @staticmethod
+    def _job(figalization: Figalization, scheme_name: str, request_id: str) -> ImageJob:
         return ImageJob(
             figalization_id=figalization.id,
             phrase=figalization.phrase,
             result=figalization.result,
             scheme=figalization.scheme,
-            scheme_name=self.scheme_name(figalization.scheme),
+            scheme_name=scheme_name,
             request_id=request_id,
             created_at=figalization.created_at.timestamp(),
         )

@@ -86,7 +86,12 @@ def envelope_middleware(settings: Settings) -> Any:
     # Swagger UI, is the one HTML page there; its initializer is an inline script, which
     # the page's CSP would block, and it shows no user text.)
     api_headers = [h for h in page_headers if h[0] in _API_HEADERS] + _CORS
+    names = {b"x-request-id", _HSTS[0]}
+    api_names = frozenset(name for name, _ in api_headers) | names
+    page_names = frozenset(name for name, _ in page_headers) | names
     api_prefix = paths.API_PREFIX  # a closure variable: the cheapest lookup per request
+    in_flight = [0]  # read by the gauge at each scrape: a Gauge's inc/dec lock twice per request
+    HTTP_IN_FLIGHT.set_function(lambda: in_flight[0])
 
     def wrap(app: ASGIApp) -> ASGIApp:
         async def envelope(scope: Scope, receive: Receive, send: Send) -> None:
@@ -109,6 +114,7 @@ def envelope_middleware(settings: Settings) -> Any:
             ]
             if scope.get("scheme") == "https":  # HSTS only means something over TLS
                 extra.append(_HSTS)
+            extra_names = api_names if api else page_names
             status = 0  # nothing sent yet
 
             async def send_enveloped(message: Message) -> None:
@@ -118,7 +124,10 @@ def envelope_middleware(settings: Settings) -> Any:
                         status = message["status"]
                     sent = message.get("headers", ())
                     present = {name for name, _ in sent}
-                    headers = [*sent, *(header for header in extra if header[0] not in present)]
+                    if present.isdisjoint(extra_names):  # nearly always: no header to keep out
+                        headers = [*sent, *extra]
+                    else:
+                        headers = [*sent, *(header for header in extra if header[0] not in present)]
                     message["headers"] = _allowing_head(headers) if status == 405 else headers
                 elif head and message["type"] == "http.response.body":
                     message["body"] = b""
@@ -133,12 +142,12 @@ def envelope_middleware(settings: Settings) -> Any:
 
             token = request_id_var.set(request_id)
             started = time.perf_counter()
-            HTTP_IN_FLIGHT.inc()
+            in_flight[0] += 1
             try:
                 await app(scope, receive_watched, send_enveloped)
             finally:
                 request_id_var.reset(token)
-                HTTP_IN_FLIGHT.dec()
+                in_flight[0] -= 1
                 # Read after routing: only the router knows the template.
                 route = scope.get("path_template") or UNMATCHED
                 duration, requests = _series(
