@@ -77,6 +77,7 @@ class Process:
     runtime: Runtime
     database: Database
     writer: FigalizationWriter
+    outbox: SqlOutbox
     queue: JobQueue
     relay: OutboxRelay
     reconciler: Reconciler
@@ -102,6 +103,7 @@ class Process:
             await asyncio.wait_for(self.relay.drain(), timeout=5)
         await self.queue.close()
         await self.writer.close()
+        await self.outbox.close()
         await self.database.close()
         await self.runtime.images.close()
 
@@ -139,7 +141,7 @@ def wire(settings: Settings) -> Process:
         oldest_job_age=relay.oldest_job.age_seconds,
     )
     runtime = Runtime(settings, figalizer, live, images, health)
-    return Process(runtime, database, writer, queue, relay, reconciler)
+    return Process(runtime, database, writer, outbox, queue, relay, reconciler)
 
 
 @asynccontextmanager

@@ -27,6 +27,7 @@ from app.domain.figalization import Figalization, ImageStatus
 from app.domain.image_job import ImageJob, JobMessage
 from app.store.database import Database
 from app.store.history import to_figalization
+from app.store.own_connection import OwnConnection
 from app.store.tables import figalization_table, outbox_table
 
 Publish = Callable[[Sequence[JobMessage]], Awaitable[None]]
@@ -60,6 +61,10 @@ def outbox_row(message: JobMessage, written_at: datetime) -> dict[str, Any]:
 class SqlOutbox:
     def __init__(self, database: Database) -> None:
         self._database = database
+        # The relay deletes published rows with every few batches: on PostgreSQL one
+        # statement on a connection of its own, not a pooled transaction (`own_connection`).
+        postgres = database.dialect_name == "postgresql"
+        self._deletes = OwnConnection(database) if postgres else None
 
     async def sweep(
         self, publish: Publish, scope: SweepScope = EVERY_ROW, *, limit: int = 500
@@ -85,9 +90,18 @@ class SqlOutbox:
 
     async def delete_published(self, seqs: Sequence[int]) -> None:
         """Delete the rows whose jobs the queue has accepted."""
-        if seqs:
-            async with self._database.connect(write=True) as connection:
-                await _delete(connection, seqs)
+        if not seqs:
+            return
+        if self._deletes is not None:
+            await self._deletes.fetch(_DELETE_PUBLISHED, list(seqs))
+            return
+        async with self._database.connect(write=True) as connection:
+            await _delete(connection, seqs)
+
+    async def close(self) -> None:
+        """Let go of the delete connection (the pool is the `Database`'s)."""
+        if self._deletes is not None:
+            await self._deletes.close()
 
     async def backlog(self) -> int:
         async with self._database.connect() as connection:
@@ -164,6 +178,10 @@ def _waiting(scope: SweepScope, limit: int) -> sa.Select[Any]:
 # One prepared plan whatever the count: an `IN (...)` list is compiled again for each length.
 _DELETE_ANY = outbox_table.delete().where(
     outbox_table.c.seq == sa.any_(sa.bindparam("seqs", type_=postgresql.ARRAY(sa.BigInteger)))
+)
+# The same statement as asyncpg's text (`... = ANY ($1::BIGINT[])`), compiled once.
+_DELETE_PUBLISHED = str(
+    _DELETE_ANY.compile(dialect=sa.make_url("postgresql+asyncpg://").get_dialect()())
 )
 _DELETE_IN = outbox_table.delete().where(
     outbox_table.c.seq.in_(sa.bindparam("seqs", expanding=True))

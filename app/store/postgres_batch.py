@@ -3,11 +3,9 @@
 Through SQLAlchemy's pool a batch cost four round trips (the pool's pre-ping,
 BEGIN, the statement, COMMIT) and a few hundred microseconds of Python, which
 at thousands of figalizations a second was a tenth of the app's CPU. A single
-statement is a transaction by itself, so the one writer task keeps one asyncpg
-connection of its own and sends only that statement, every column an array
-parameter. The connection is made inside the `Database`'s guard, so its
-failures count as outages by the same rule as any other; one that failed is
-thrown away and made again for the next batch.
+statement is a transaction by itself, so the one writer task sends only that
+statement, every column an array parameter, on a connection of its own
+(`own_connection`).
 
 The statement is built once, at import, from the table definitions in
 `tables.py`: column names, and each parameter's type as the PostgreSQL
@@ -29,6 +27,7 @@ import sqlalchemy as sa
 from app.domain.figalization import Figalization, ImageStatus
 from app.domain.image_job import JobMessage
 from app.store.database import Database
+from app.store.own_connection import OwnConnection
 from app.store.tables import counter_table, figalization_table, outbox_table
 
 _DIALECT = sa.make_url("postgresql+asyncpg://").get_dialect()()  # the engine's own dialect
@@ -141,8 +140,7 @@ BATCH = _batch_statement()
 
 class PostgresBatch:
     def __init__(self, database: Database) -> None:
-        self._database = database
-        self._connection: Any = None  # asyncpg.Connection, made on first use
+        self._connection = OwnConnection(database)
 
     async def write(
         self,
@@ -167,30 +165,13 @@ class PostgresBatch:
             "payloads": [job.payload for job in jobs],
             "request_ids": [job.request_id for job in jobs],
         }
-        with self._database.guard():
-            connection = await self._connected()
-            try:
-                rows = await connection.fetch(BATCH.sql, *BATCH.arguments(values))
-            except BaseException:
-                self._connection = None
-                connection.terminate()  # in an unknown state (or gone): never reuse it
-                raise
+        rows = await self._connection.fetch(BATCH.sql, *BATCH.arguments(values))
         return [row[0] for row in rows]
 
     async def start(self) -> None:
         """Connect and prepare the statement before the first request needs them: that costs
         several round trips, which on a distant database would make the first batch slow."""
-        with self._database.guard():
-            connection = await self._connected()
-            await connection.prepare(BATCH.sql)  # kept in the connection's statement cache
-
-    async def _connected(self) -> Any:
-        connection = self._connection
-        if connection is None or connection.is_closed():
-            connection = self._connection = await self._database.connect_directly()
-        return connection
+        await self._connection.prepare(BATCH.sql)
 
     async def close(self) -> None:
-        connection, self._connection = self._connection, None
-        if connection is not None and not connection.is_closed():
-            await connection.close(timeout=2)
+        await self._connection.close()
