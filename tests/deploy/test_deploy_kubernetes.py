@@ -30,7 +30,7 @@ from tests.deploy.rehearsal import Objects, settings_of
 
 # The managed cluster's minor version (terraform/variables.tf kubernetes_version).
 KUBERNETES_VERSION = "1.32.0"
-CUSTOM_KINDS = {"ServiceMonitor", "PrometheusRule", "ClusterIssuer"}
+CUSTOM_KINDS = {"ServiceMonitor", "PrometheusRule", "AlertmanagerConfig", "ClusterIssuer"}
 POD_OWNERS = {"Deployment", "Job"}
 SECRET_NAME = "figachechnaya-secrets"
 # The keys terraform/modules/namespace writes into it (test_k8s_rehearsal fills the same).
