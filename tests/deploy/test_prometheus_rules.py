@@ -170,3 +170,30 @@ def test_promtool_accepts_the_compose_scrape_config(promtool: str, tmp_path: Pat
     output = run_promtool(promtool, "check", "config", str(local))
     assert f"SUCCESS: {len(RULE_FILES)} rule files found" in output
     assert "is valid prometheus config file syntax" in output
+
+
+CLOUD_SCRAPE_JOBS = PROMETHEUS / "cloud" / "managed-services.yml.tftpl"
+
+
+def test_promtool_accepts_the_managed_services_scrape_jobs(promtool: str, tmp_path: Path) -> None:
+    # terraform's templatefile() fills in the folder id; the API key stays in a file.
+    template = CLOUD_SCRAPE_JOBS.read_text(encoding="utf-8")
+    assert set(re.findall(r"\$\{(\w+)\}", template)) == {"folder_id"}
+    jobs = yaml.safe_load(template.replace("${folder_id}", "b1g0example0folder"))
+    secret = "/etc/prometheus/secrets/yc-monitoring/api-key"
+    for job in jobs:
+        assert job["authorization"] == {"type": "Bearer", "credentials_file": secret}, job
+        assert job["params"]["folderId"] == ["b1g0example0folder"]
+        ((static,),) = [job["static_configs"]]
+        assert static["targets"] == ["monitoring.api.cloud.yandex.net"]
+        assert static["labels"]["namespace"] == "figachechnaya-platform"
+    services = {job["params"]["service"][0] for job in jobs}
+    assert services == {"managed-postgresql", "managed-kafka"}
+    config = tmp_path / "prometheus.yml"
+    (tmp_path / "api-key").write_text("not-a-key", encoding="utf-8")
+    config.write_text(
+        yaml.safe_dump({"scrape_configs": jobs}).replace(secret, str(tmp_path / "api-key")),
+        encoding="utf-8",
+    )
+    output = run_promtool(promtool, "check", "config", str(config))
+    assert "is valid prometheus config file syntax" in output
