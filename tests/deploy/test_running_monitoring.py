@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import httpx
 import pytest
@@ -423,7 +424,9 @@ def test_prometheus_evaluates_every_rule_and_records_the_slos(stack: Stack) -> N
     def healthy() -> None:
         answer = httpx.get(f"{stack.prometheus}/api/v1/rules", timeout=5).json()["data"]
         rules = {rule["name"]: rule for group in answer["groups"] for rule in group["rules"]}
-        assert len(rules) == 32, sorted(rules)
+        written = yaml.safe_load(RULES.read_text(encoding="utf-8"))["groups"]
+        names = {rule.get("alert") or rule["record"] for g in written for rule in g["rules"]}
+        assert set(rules) == names
         assert {name: r["health"] for name, r in rules.items() if r["health"] != "ok"} == {}
         assert rules["FigachechnayaAppDown"]["state"] == "inactive"
         assert rules["FigachechnayaNoWorkers"]["state"] == "inactive"
@@ -478,3 +481,26 @@ def test_a_killed_worker_pages_through_the_webhook(stack: Stack) -> None:
         "severity": "critical",
     }
     assert alert["annotations"]["summary"] == "No image worker is running; no picture gets drawn."
+
+
+def test_the_dashboard_leads_from_a_request_id_to_its_log_lines() -> None:
+    """Loki is queried by Grafana, not here: the panel's LogQL and datasource as Grafana
+    gets them (the Loki datasource, uid `loki`, is provisioned beside Prometheus)."""
+    dashboard = json.loads(DASHBOARD.read_text(encoding="utf-8"))
+    variables = {v["name"]: v for v in dashboard["templating"]["list"]}
+    assert variables["request_id"]["type"] == "textbox"
+    (logs,) = [panel for panel in dashboard["panels"] if panel["type"] == "logs"]
+    assert logs["datasource"] == {"type": "loki", "uid": "loki"}
+    ((target,),) = [logs["targets"]]
+    assert target["expr"] == '{app="figachechnaya", namespace="$namespace"} |= "$request_id"'
+    (link,) = dashboard["links"]
+    path, _, left = link["url"].partition("?left=")
+    explore = json.loads(unquote(left))  # Grafana fills $namespace in, then Explore opens
+    assert (path, explore["datasource"]) == ("/explore", "loki")
+    assert explore["queries"][0]["expr"] == '{app="figachechnaya", namespace="$namespace"}'
+    # Every other panel is Prometheus's and filters by the chosen environment.
+    for panel in dashboard["panels"]:
+        if panel is not logs:
+            assert panel["datasource"]["uid"] == "prometheus", panel["title"]
+            for query_target in panel["targets"]:
+                assert 'namespace="$namespace"' in query_target["expr"], panel["title"]
