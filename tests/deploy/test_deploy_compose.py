@@ -245,5 +245,6 @@ def test_grafana_is_provisioned_with_the_dashboard(compose: dict[str, Any], repo
     for metric in METRICS:
         assert metric in expressions, metric
     for panel in dashboard["panels"]:
-        assert panel["datasource"]["uid"] == source["uid"], panel["title"]
+        # loki: the Loki datasource (uid loki) of the logs panel, provisioned beside Prometheus.
+        assert panel["datasource"]["uid"] in {source["uid"], "loki"}, panel["title"]
     assert len({panel["id"] for panel in dashboard["panels"]}) == len(dashboard["panels"])

@@ -154,6 +154,7 @@ APPLIED_KINDS = {
     "NetworkPolicy": ("networking.k8s.io", "networkpolicies"),
     "ServiceMonitor": ("monitoring.coreos.com", "servicemonitors"),
     "PrometheusRule": ("monitoring.coreos.com", "prometheusrules"),
+    "AlertmanagerConfig": ("monitoring.coreos.com", "alertmanagerconfigs"),
 }
 APPLY_VERBS = {"get", "list", "watch", "create", "update", "patch"}
 # Read-only extras: `rollout status|undo` read ReplicaSets, a failed migration's log is shown.

@@ -7,10 +7,17 @@ one file per alert, each showing its alert firing on series that should fire
 it and silent on series that should not; `promtool check config` loads the
 compose Prometheus configuration. promtool comes from Debian's `prometheus`
 package (.ci/run installs it); without it the tests fail and say so.
+
+One Prometheus watches several environments (the Kubernetes namespaces dev and
+prod; compose labels its one `namespace="compose"`), so each alert's test file
+also has a case with two namespaces, one broken and one healthy, where the alert
+fires for the broken one only; the SLO recording rules are checked by value
+(`promql_expr_test`) in the test files of the burn-rate alerts that read them.
 """
 
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -23,6 +30,8 @@ PROMETHEUS = REPO / "deploy" / "prometheus"
 RULE_FILES = sorted((PROMETHEUS / "rules").glob("*.yml"))
 RULE_TESTS = sorted((PROMETHEUS / "tests").glob("*.yml"))
 PROMETHEUS_RULE = REPO / "k8s" / "base" / "prometheusrule.yaml"
+NAMESPACE = re.compile(r'namespace="([^"]+)"')
+ENVIRONMENTS = {"figachechnaya", "figachechnaya-dev"}  # the prod and dev namespaces of k8s/overlays
 INSTALL = "apt-get install prometheus (Debian's package ships promtool)"
 
 
@@ -44,9 +53,22 @@ def alerts(groups: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return {rule["alert"]: rule for group in groups for rule in group["rules"] if "alert" in rule}
 
 
-def compose_alerts() -> dict[str, dict[str, Any]]:
+def recordings(groups: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {rule["record"]: rule for group in groups for rule in group["rules"] if "record" in rule}
+
+
+def compose_groups() -> list[dict[str, Any]]:
     (rules,) = RULE_FILES
-    return alerts(yaml.safe_load(rules.read_text(encoding="utf-8"))["groups"])
+    groups: list[dict[str, Any]] = yaml.safe_load(rules.read_text(encoding="utf-8"))["groups"]
+    return groups
+
+
+def compose_alerts() -> dict[str, dict[str, Any]]:
+    return alerts(compose_groups())
+
+
+def rule_count(groups: list[dict[str, Any]]) -> int:
+    return len(alerts(groups)) + len(recordings(groups))
 
 
 def kubernetes_rule() -> dict[str, Any]:
@@ -57,7 +79,7 @@ def kubernetes_rule() -> dict[str, Any]:
 @pytest.mark.parametrize("path", RULE_FILES, ids=lambda p: p.name)
 def test_promtool_accepts_the_compose_rules(promtool: str, path: Path) -> None:
     output = run_promtool(promtool, "check", "rules", str(path))
-    assert f"{len(compose_alerts())} rules found" in output
+    assert f"{rule_count(compose_groups())} rules found" in output
 
 
 def test_promtool_accepts_the_kubernetes_rules(promtool: str, tmp_path: Path) -> None:
@@ -67,11 +89,11 @@ def test_promtool_accepts_the_kubernetes_rules(promtool: str, tmp_path: Path) ->
     spec = tmp_path / "prometheusrule-spec.yml"
     spec.write_text(yaml.safe_dump(rule["spec"], allow_unicode=True), encoding="utf-8")
     output = run_promtool(promtool, "check", "rules", str(spec))
-    assert f"{len(alerts(rule['spec']['groups']))} rules found" in output
+    assert f"{rule_count(rule['spec']['groups'])} rules found" in output
 
 
-def test_both_rule_sources_hold_the_same_alerts() -> None:
-    assert alerts(kubernetes_rule()["spec"]["groups"]) == compose_alerts()
+def test_both_rule_sources_hold_the_same_rules() -> None:
+    assert kubernetes_rule()["spec"]["groups"] == compose_groups()
 
 
 def alerts_under_test(path: Path) -> set[str]:
@@ -81,11 +103,49 @@ def alerts_under_test(path: Path) -> set[str]:
     }
 
 
+def expressions_under_test(path: Path) -> str:
+    document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    tests = [test for case in document["tests"] for test in case.get("promql_expr_test", [])]
+    return " ".join(test["expr"] for test in tests)
+
+
 def test_every_alert_has_its_test_file() -> None:
     tested = {alert: path.name for path in RULE_TESTS for alert in alerts_under_test(path)}
     assert set(tested) == set(compose_alerts()), "one file in deploy/prometheus/tests per alert"
     for path in RULE_TESTS:
         assert len(alerts_under_test(path)) == 1, f"{path.name} tests more than one alert"
+
+
+def test_every_recording_rule_is_checked_by_value() -> None:
+    checked = " ".join(expressions_under_test(path) for path in RULE_TESTS)
+    names = set(recordings(compose_groups()))
+    assert len(names) == 12, "3 SLOs x 4 windows"
+    assert {name for name in names if name not in checked} == set()
+
+
+def test_every_alert_aggregates_or_keeps_the_namespace() -> None:
+    # A `sum(...)`/`max(...)` without `by (namespace, ...)` would merge the environments;
+    # the per-environment cases below prove the behaviour, this names the culprit.
+    for name, rule in compose_alerts().items():
+        expr = " ".join(str(rule["expr"]).split())
+        assert "namespace" in expr or name == "FigachechnayaTargetDown", name
+        for merging in ("on ()", "vector(", "absent("):  # drop the namespace label
+            assert merging not in expr, name
+
+
+@pytest.mark.parametrize("path", RULE_TESTS, ids=lambda p: p.name)
+def test_each_alert_fires_for_the_broken_environment_only(path: Path) -> None:
+    document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    two_environments = [
+        case
+        for case in document["tests"]
+        if {NAMESPACE.search(s["series"])[1] for s in case["input_series"]} == ENVIRONMENTS  # type: ignore[index]
+    ]
+    assert two_environments, f"{path.name}: no case with prod and dev side by side"
+    for case in two_environments:
+        fired = [a for test in case["alert_rule_test"] for a in test["exp_alerts"]]
+        assert fired, f"{path.name}: the broken environment's alert is not expected"
+        assert {a["exp_labels"]["namespace"] for a in fired} == {"figachechnaya"}, path.name
 
 
 @pytest.mark.parametrize("path", RULE_TESTS, ids=lambda p: p.name)
@@ -109,4 +169,31 @@ def test_promtool_accepts_the_compose_scrape_config(promtool: str, tmp_path: Pat
     local.write_text(config.replace(in_container, f"{PROMETHEUS / 'rules'}/"), encoding="utf-8")
     output = run_promtool(promtool, "check", "config", str(local))
     assert f"SUCCESS: {len(RULE_FILES)} rule files found" in output
+    assert "is valid prometheus config file syntax" in output
+
+
+CLOUD_SCRAPE_JOBS = PROMETHEUS / "cloud" / "managed-services.yml.tftpl"
+
+
+def test_promtool_accepts_the_managed_services_scrape_jobs(promtool: str, tmp_path: Path) -> None:
+    # terraform's templatefile() fills in the folder id; the API key stays in a file.
+    template = CLOUD_SCRAPE_JOBS.read_text(encoding="utf-8")
+    assert set(re.findall(r"\$\{(\w+)\}", template)) == {"folder_id"}
+    jobs = yaml.safe_load(template.replace("${folder_id}", "b1g0example0folder"))
+    secret = "/etc/prometheus/secrets/yc-monitoring/api-key"
+    for job in jobs:
+        assert job["authorization"] == {"type": "Bearer", "credentials_file": secret}, job
+        assert job["params"]["folderId"] == ["b1g0example0folder"]
+        ((static,),) = [job["static_configs"]]
+        assert static["targets"] == ["monitoring.api.cloud.yandex.net"]
+        assert static["labels"]["namespace"] == "figachechnaya-platform"
+    services = {job["params"]["service"][0] for job in jobs}
+    assert services == {"managed-postgresql", "managed-kafka"}
+    config = tmp_path / "prometheus.yml"
+    (tmp_path / "api-key").write_text("not-a-key", encoding="utf-8")
+    config.write_text(
+        yaml.safe_dump({"scrape_configs": jobs}).replace(secret, str(tmp_path / "api-key")),
+        encoding="utf-8",
+    )
+    output = run_promtool(promtool, "check", "config", str(config))
     assert "is valid prometheus config file syntax" in output

@@ -1,10 +1,11 @@
-"""The compose stack's proxy and Prometheus configs, run by Debian's real servers.
+"""The compose stack's proxy config, run by Debian's real nginx.
 
-nginx serves deploy/nginx/nginx.conf in front of a real `figachechnaya serve`;
-Prometheus scrapes it with deploy/prometheus/prometheus.yml and evaluates rules/.
-Each config is the project's file with the substitutions (and reasons) listed at
-its fixture, the rest as written; the app is compose's `app` with the overrides
-listed at its fixture (one process on SQLite, its pictures in the test S3 server).
+nginx serves deploy/nginx/nginx.conf in front of a real `figachechnaya serve`
+(Prometheus, Alertmanager and the exporters with the stack's configs:
+test_running_monitoring.py). The config is the project's file with the
+substitutions (and reasons) listed at its fixture, the rest as written; the app
+is compose's `app` with the overrides listed at its fixture (one process on
+SQLite, its pictures in the test S3 server).
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
-import yaml
 
 from tests.services.ports import LOCALHOST, free_port
 from tests.services.processes import ServerProcess
@@ -30,8 +30,6 @@ from tests.services.s3 import S3Service
 
 REPO = Path(__file__).resolve().parents[2]
 NGINX_CONF = REPO / "deploy" / "nginx" / "nginx.conf"
-PROMETHEUS_YML = REPO / "deploy" / "prometheus" / "prometheus.yml"
-RULES = REPO / "deploy" / "prometheus" / "rules"
 BUCKET = "figachechnaya"  # compose: FIGA_IMAGE_STORE_URL=s3://figachechnaya/images
 NGINX_REQUEST_ID = re.compile(r"[0-9a-f]{32}")  # nginx's $request_id; the app's own ids are 24
 NGINX_ADDRESS = LOCALHOST  # where nginx listens and connects to the app from
@@ -94,7 +92,7 @@ def service_address(compose: dict[str, Any], service: str, network: str) -> str:
 
 @pytest.fixture
 def ports() -> dict[str, int]:
-    chosen = {name: free_port() for name in ("app", "metrics", "nginx", "prometheus", "dead")}
+    chosen = {name: free_port() for name in ("app", "metrics", "nginx")}
     assert len(set(chosen.values())) == len(chosen), chosen
     return chosen
 
@@ -235,83 +233,6 @@ def test_nginx_serves_the_bucket_images_prefix_read_only(nginx: str, pictures: S
             assert refused.status_code == 403, f"{method}: {refused.status_code}"
     assert filesystem.cat_file(f"{BUCKET}/images/{key}") == body
     filesystem.rm_file(f"{BUCKET}/images/{key}")
-
-
-def target_of(job: dict[str, Any]) -> str:
-    """The job's one target as the file names it (`app:9101`), its discovery removed."""
-    if "dns_sd_configs" in job:
-        (discovery,) = job.pop("dns_sd_configs")
-        (name,) = discovery["names"]
-        return f"{name}:{discovery['port']}"
-    ((target,),) = [static["targets"] for static in job.pop("static_configs")]
-    return str(target)
-
-
-@pytest.fixture
-def prometheus(
-    tool: Any, compose: dict[str, Any], app: App, ports: dict[str, int], tmp_path: Path
-) -> Iterator[str]:
-    """Debian's Prometheus with compose's flags and config, but for the targets and paths."""
-    binary = tool("prometheus", "apt-get install -y prometheus")
-    config = yaml.safe_load(PROMETHEUS_YML.read_text(encoding="utf-8"))
-    assert config["rule_files"] == ["/etc/prometheus/rules/*.yml"]  # compose mounts rules/ there
-    config["rule_files"] = [f"{RULES}/*.yml"]
-    # Docker's DNS names each replica; here one, on loopback (DNS SD never reads /etc/hosts).
-    targets = {
-        "app:9101": f"{LOCALHOST}:{app.metrics_port}",
-        "worker:9100": f"{LOCALHOST}:{ports['dead']}",  # no worker: nothing listens there
-        "localhost:9090": f"{LOCALHOST}:{ports['prometheus']}",
-    }
-    for job in config["scrape_configs"]:
-        job["static_configs"] = [{"targets": [targets.pop(target_of(job))]}]
-    assert not targets, f"targets no longer in prometheus.yml: {targets}"
-    path = tmp_path / "prometheus.yml"
-    path.write_text(yaml.safe_dump(config), encoding="utf-8")
-    command = compose["services"]["prometheus"]["command"]  # its paths in tmp_path, on loopback
-    paths = {
-        "--config.file=/etc/prometheus/prometheus.yml": f"--config.file={path}",
-        "--storage.tsdb.path=/prometheus": f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-    }
-    assert set(paths) <= set(command), command
-    address = f"{LOCALHOST}:{ports['prometheus']}"
-    argv = [binary, *(paths.get(flag, flag) for flag in command), f"--web.listen-address={address}"]
-    with running("prometheus", argv, tmp_path, f"http://{address}/-/ready"):
-        yield f"http://{address}"
-
-
-def alert_names() -> set[str]:
-    documents = [yaml.safe_load(path.read_text(encoding="utf-8")) for path in RULES.glob("*.yml")]
-    groups = [group for document in documents for group in document["groups"]]
-    return {rule["alert"] for group in groups for rule in group["rules"]}
-
-
-def test_prometheus_scrapes_the_app_and_evaluates_the_rules(prometheus: str, app: App) -> None:
-    figalized = httpx.post(f"{app.url}/api/v2/figalizations", json={"phrase": "Велосипед"})
-    assert figalized.status_code == 201, figalized.text
-
-    def api(path: str, **params: str) -> Any:
-        answer = httpx.get(f"{prometheus}/api/v1/{path}", params=params, timeout=5).json()
-        assert answer["status"] == "success", answer
-        return answer["data"]
-
-    def scraped() -> None:
-        up = {r["metric"]["job"]: r["value"][1] for r in api("query", query="up")["result"]}
-        assert up == {"figachechnaya-app": "1", "figachechnaya-worker": "0", "prometheus": "1"}
-        ours = api("query", query='figachechnaya_figalizations_total{job="figachechnaya-app"}')
-        assert ours["result"], "no sample of the app's figachechnaya_figalizations_total"
-
-    def evaluated() -> None:
-        groups = api("rules")["groups"]
-        rules = {rule["name"]: rule for group in groups for rule in group["rules"]}
-        assert set(rules) == alert_names()
-        assert {name: r["health"] for name, r in rules.items() if r["health"] != "ok"} == {}
-        # The dead worker target: its alerts wait out their `for:`; the app's stay quiet.
-        assert rules["FigachechnayaTargetDown"]["state"] == "pending"
-        assert rules["FigachechnayaNoWorkers"]["state"] == "pending"
-        assert rules["FigachechnayaAppDown"]["state"] == "inactive"
-
-    eventually(scraped)
-    eventually(evaluated)
 
 
 def client_at(address: str, base_url: str) -> httpx.Client:

@@ -125,7 +125,7 @@ resource "kubernetes_role_v1" "deployer" {
 
   rule {
     api_groups = ["monitoring.coreos.com"]
-    resources  = ["servicemonitors", "prometheusrules"]
+    resources  = ["servicemonitors", "prometheusrules", "alertmanagerconfigs"]
     verbs      = ["get", "list", "watch", "create", "update", "patch"]
   }
 
