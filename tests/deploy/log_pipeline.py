@@ -165,8 +165,16 @@ class _Parser:
             items.append(item())
             if self.peek()[1] != closing:
                 self.take(",")
+            elif self.newline_before_next():
+                # As in Go, a line break ends the item: Alloy wants `,` before it.
+                raise self.fail(f"missing ',' before the newline ahead of {closing!r}")
         self.take(closing)
         return items
+
+    def newline_before_next(self) -> bool:
+        _, value, start = self.tokens[self.at - 1]
+        following = self.tokens[self.at][2] if self.at < len(self.tokens) else len(self.text)
+        return "\n" in self.text[start + len(value) : following]
 
     def entry(self) -> tuple[str, Any]:
         kind, _ = self.peek()
@@ -216,12 +224,63 @@ REQUIRED = {
 }
 
 
+# The arguments (attributes) and blocks each of them accepts, from Alloy's reference;
+# a misspelt one (`forward_too`) is an error there and here.
+_STAGES: dict[str, tuple[set[str], dict[str, Any]]] = {
+    "stage.json": ({"expressions", "source", "drop_malformed"}, {}),
+    "stage.labels": ({"values"}, {}),
+    "stage.structured_metadata": ({"values"}, {}),
+    "stage.timestamp": ({"source", "format", "fallback_formats", "location"}, {}),
+}
+_STAGES["stage.match"] = ({"selector", "action", "pipeline_name"}, _STAGES)
+_RULE = {
+    "source_labels", "separator", "regex", "modulus", "target_label", "replacement", "action"
+}  # fmt: skip
+SCHEMA: dict[str, tuple[set[str], dict[str, Any]]] = {
+    "discovery.docker": (
+        {"host", "port", "refresh_interval"},
+        {"filter": ({"name", "values"}, {})},
+    ),
+    "discovery.kubernetes": (
+        {"role", "api_server", "kubeconfig_file"},
+        {
+            "selectors": ({"role", "field", "label"}, {}),
+            "namespaces": ({"names", "own_namespace"}, {}),
+        },
+    ),
+    "discovery.relabel": ({"targets"}, {"rule": (_RULE, {})}),
+    "loki.source.docker": (
+        {"host", "targets", "forward_to", "labels", "relabel_rules", "refresh_interval"},
+        {},
+    ),
+    "loki.source.kubernetes": ({"targets", "forward_to"}, {"clustering": ({"enabled"}, {})}),
+    "loki.process": ({"forward_to"}, _STAGES),
+    "loki.write": (
+        {"external_labels"},
+        {"endpoint": ({"url", "name", "headers", "batch_wait", "batch_size", "tenant_id"}, {})},
+    ),
+}
+
+
+def check_arguments(block: Block, schema: tuple[set[str], dict[str, Any]], where: str) -> None:
+    arguments, blocks = schema
+    unknown = set(block.attributes) - arguments
+    if unknown:
+        raise SyntaxError(f"{where}: unknown argument {sorted(unknown)}")
+    for child in block.blocks:
+        if child.name not in blocks:
+            raise Unsupported(f"{where}: block {child.name} is not modelled")
+        check_arguments(child, blocks[child.name], f"{where} > {child.name}")
+
+
 def components(blocks: list[Block]) -> dict[str, Block]:
-    """`kind.label` → its block; every kind known, every label unique, its arguments there."""
+    """`kind.label` → its block; every kind known, every label unique, its arguments known
+    and the required ones there."""
     named: dict[str, Block] = {}
     for block in blocks:
         if block.name not in EXPORTS:
             raise Unsupported(f"component {block.name} is not modelled (tests/deploy/log_pipeline)")
+        check_arguments(block, SCHEMA[block.name], f"{block.name} {block.label!r}")
         if block.label is None:
             raise SyntaxError(f"{block.name} needs a label")
         key = f"{block.name}.{block.label}"

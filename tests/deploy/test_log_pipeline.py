@@ -86,6 +86,10 @@ def test_both_agent_configs_parse_and_every_reference_names_a_component() -> Non
         Pipeline.from_text(text.replace("loki.write.loki.receiver", "loki.write.lok.receiver"))
     with pytest.raises(SyntaxError, match="exports no"):
         Pipeline.from_text(text.replace(".figachechnaya.output", ".figachechnaya.outputs"))
+    with pytest.raises(SyntaxError, match="unknown argument"):
+        Pipeline.from_text(text.replace("forward_to", "forward_too", 1))
+    with pytest.raises(SyntaxError, match="missing ','"):
+        parse(text.replace('request_id = "",\n', 'request_id = ""\n', 1))
     with pytest.raises(SyntaxError):
         parse(text.rstrip().removesuffix("}"))
 
@@ -184,10 +188,12 @@ def test_an_app_and_a_worker_line_keep_their_request_id_out_of_the_labels(path: 
     assert plain.metadata == {}
 
 
-def test_a_line_without_a_request_sends_no_empty_request_id() -> None:
-    entry = agent(COMPOSE_AGENT).process(app_line("app.relay", "relay started", ""), {})
-    assert entry.labels == {"level": "info"}
-    assert entry.metadata.get("request_id", "") == ""
+def test_a_line_outside_any_request_is_labelled_like_the_others() -> None:
+    """The relay's and the reconciler's lines belong to no request: the same stream."""
+    labels = agent(COMPOSE_AGENT).labels_of(docker_target("app")) or {}
+    entry = agent(COMPOSE_AGENT).process(app_line("app.relay", "relay started", ""), labels)
+    assert entry.labels == labels | {"level": "info"}
+    assert entry.metadata["logger"] == "app.relay"
 
 
 def test_every_label_the_agents_make_is_a_bounded_one(
@@ -270,6 +276,8 @@ def test_log_queries_select_only_labels_the_agents_make() -> None:
         for panel in dashboard.get("panels", []):
             for target in panel.get("targets", []):
                 datasource = target.get("datasource") or panel.get("datasource") or {}
+                if not isinstance(datasource, dict):
+                    datasource = {"uid": datasource}  # the old spelling: its name or uid
                 if datasource.get("type") == "loki" or datasource.get("uid") == "loki":
                     queries.append(target["expr"])
     for query in queries:

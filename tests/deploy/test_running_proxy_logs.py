@@ -17,8 +17,10 @@ that writes JSON the cluster agent's rules label by environment.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
+import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
@@ -38,7 +40,13 @@ from tests.deploy.test_log_pipeline import (
     INGRESS_VALUES,
     loki_datasource,
 )
-from tests.deploy.test_running_configs import eventually, running, service_address, substituted
+from tests.deploy.test_running_configs import (
+    answers_ok,
+    eventually,
+    running,
+    service_address,
+    substituted,
+)
 from tests.services.ports import LOCALHOST, free_port
 from tests.services.processes import ServerProcess
 from tests.services.s3 import S3Service
@@ -134,23 +142,32 @@ def app_environment(
 def stack(
     tool: Any, compose: dict[str, Any], bucket: S3Service, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Stack]:
-    """Two app processes one after the other (the first migrates the file), then nginx."""
+    """compose's order: `migrate` once, then the two app replicas together, then nginx."""
     binary = tool("nginx", "apt-get install -y nginx (Debian's nginx runs the proxy's config)")
     tmp = tmp_path_factory.mktemp("proxy-logs")
     nginx_port = free_port()
     database = tmp / "figachechnaya.sqlite3"
+    figachechnaya = str(Path(sys.executable).parent / "figachechnaya")
+    env = app_environment(compose, bucket, nginx_port, database, free_port())
+    migrate = [figachechnaya, *compose["services"]["migrate"]["command"]]
+    migrated = subprocess.run(migrate, env=env, capture_output=True, timeout=60, check=False)
+    assert migrated.returncode == 0, migrated.stderr.decode(errors="replace")
     command = compose["services"]["app"]["command"]  # serve --host 0.0.0.0 --port 8000
     with ExitStack() as started:
         apps = []
-        for replica in (1, 2):
-            port, metrics = free_port(), free_port()
-            env = app_environment(compose, bucket, nginx_port, database, metrics)
+        for replica in (1, 2):  # both start at once, as compose starts its replicas
+            port = free_port()
+            env = app_environment(compose, bucket, nginx_port, database, free_port())
             loopback = {"0.0.0.0": LOCALHOST, "8000": str(port)}  # noqa: S104
-            argv = [str(Path(sys.executable).parent / "figachechnaya")]
-            argv += [loopback.get(arg, arg) for arg in command]
-            ready = f"http://{LOCALHOST}:{port}/healthz"
-            process = started.enter_context(running(f"app{replica}", argv, tmp, ready, env=env))
+            argv = [figachechnaya, *(loopback.get(arg, arg) for arg in command)]
+            process = ServerProcess(f"app{replica}", argv, tmp / f"app{replica}.log", env=env)
+            started.callback(process.stop)
+            process.spawn()
             apps.append(App(f"{LOCALHOST}:{port}", process))
+        for app in apps:
+            ready = f"http://{app.address}/healthz"
+            healthy = functools.partial(answers_ok, ready)
+            app.process.wait_ready(healthy, timeout=30, what=f"200 from {ready}")
         s3 = urlsplit(bucket.endpoint_url)
         both = " ".join(f"server {app.address};" for app in apps)
         backups = " ".join(f"server {app.address} backup max_fails=0;" for app in apps)
