@@ -1,9 +1,9 @@
 """Logs collected (issue 12 § 1): the agent's rules, Loki's config and Grafana's link to them.
 
 Alloy and Loki cannot run here (no build in Debian, PyPI or npm; the container
-and Go registries are out of reach): tests/deploy/log_pipeline.py parses the
-`.alloy` files and runs their relabel rules and processing stages as Alloy
-does. Discovered targets are built from what this repository deploys —
+and Go registries are out of reach): tests/deploy/alloy_syntax.py parses the
+`.alloy` files and checks their component graph, and tests/deploy/log_pipeline.py
+runs their relabel rules and processing stages as Alloy does. Discovered targets are built from what this repository deploys —
 compose.yaml's services, the rendered overlays' pod templates — and the lines
 are the app's own formatter's output. Real nginx access-log lines go through
 the same pipelines in tests/deploy/test_running_proxy_logs.py.
@@ -22,7 +22,8 @@ import pytest
 import yaml
 
 from app.logs import JsonFormatter, request_id_var
-from tests.deploy.log_pipeline import Entry, Pipeline, logql_selects, parse
+from tests.deploy.alloy_syntax import parse
+from tests.deploy.log_pipeline import Entry, Pipeline, logql_selects
 
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE_AGENT = REPO / "deploy" / "alloy" / "config.alloy"
