@@ -2,8 +2,9 @@
 
 Alloy and Loki cannot run here (no build in Debian, PyPI or npm; the container
 and Go registries are out of reach): tests/deploy/alloy_syntax.py parses the
-`.alloy` files and checks their component graph, and tests/deploy/log_pipeline.py
-runs their relabel rules and processing stages as Alloy does. Discovered targets are built from what this repository deploys —
+`.alloy` files and checks their component graph, and
+tests/deploy/log_pipeline.py runs their relabel rules and processing stages as
+Alloy does. Discovered targets are built from what this repository deploys —
 compose.yaml's services, the rendered overlays' pod templates — and the lines
 are the app's own formatter's output. Real nginx access-log lines go through
 the same pipelines in tests/deploy/test_running_proxy_logs.py.
