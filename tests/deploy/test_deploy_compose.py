@@ -225,7 +225,10 @@ def test_the_proxy_blocks_nothing_for_metrics_and_passes_the_request_id(repo: Pa
     assert "metrics" not in config
     root = nginx_block(config, "location /")
     assert "proxy_pass http://figachechnaya;" in root
-    assert "proxy_set_header X-Request-ID $request_id;" in root
+    # The client's id when the app would accept it, else nginx's own (issue 12 § 1).
+    assert "proxy_set_header X-Request-ID $figa_request_id;" in root
+    assert "access_log /dev/stdout figachechnaya;" in config
+    assert re.search(r"log_format figachechnaya escape=json", config)
 
 
 def test_grafana_is_provisioned_with_the_dashboard(compose: dict[str, Any], repo: Path) -> None:

@@ -47,7 +47,8 @@ resource "helm_release" "ingress_nginx" {
   create_namespace = true
   atomic           = true
 
-  values = [yamlencode({
+  # values/ingress-nginx.yaml: the JSON access log with the request id (issue 12 § 1).
+  values = [file("${path.module}/values/ingress-nginx.yaml"), yamlencode({
     controller = {
       replicaCount = 2
       service = {

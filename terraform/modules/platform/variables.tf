@@ -20,5 +20,7 @@ variable "chart_versions" {
     ingress_nginx         = "4.12.1"
     cert_manager          = "v1.17.2"
     kube_prometheus_stack = "70.4.2"
+    loki                  = "6.29.0"
+    alloy                 = "1.0.3"
   }
 }
