@@ -115,7 +115,7 @@ def wire(settings: Settings) -> Process:
     history = SqlHistory(database)
     outbox = SqlOutbox(database)
     queue: JobQueue = KafkaQueue(settings) if settings.uses_kafka else InProcessQueue()
-    relay = OutboxRelay(outbox, queue)
+    relay = OutboxRelay(outbox, queue, handoff_grace_seconds=settings.outbox_handoff_grace_seconds)
     writer = FigalizationWriter.for_database(database, committed=relay.handoff)
     live = LiveFeed(history, refresh_seconds=settings.live_refresh_seconds)
     images = FsspecImageStore(settings)

@@ -180,6 +180,10 @@ class Settings(BaseSettings):
     live_refresh_seconds: Seconds = 0.5
     # FIGA_IMAGE_RETRY_SECONDS: a picture still pending after this is queued again.
     image_retry_seconds: Seconds = 60.0
+    # FIGA_OUTBOX_HANDOFF_GRACE_SECONDS: an outbox row no relay deleted after this long is
+    # swept and published (its replica died, or its commit was never confirmed). Shorter
+    # than the queue's 10 s send timeout, a job still being sent may go out twice.
+    outbox_handoff_grace_seconds: Seconds = 30.0
     # FIGA_IMAGE_MAX_ATTEMPTS: storage attempts per job before the picture is `failed`.
     image_max_attempts: Count = 5
     # FIGA_DB_TIMEOUT_SECONDS: connect and statement timeout; a down database

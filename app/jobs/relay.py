@@ -45,7 +45,7 @@ log = logging.getLogger(__name__)
 
 BATCH = 500
 MAX_BACKOFF_SECONDS = 5.0
-HANDOFF_GRACE_SECONDS = 30.0  # > the queue's send timeout: a handed-over job is in flight
+HANDOFF_GRACE_SECONDS = 30.0  # the default of FIGA_OUTBOX_HANDOFF_GRACE_SECONDS
 MAX_HANDED_OVER = 20_000  # jobs held in memory at most; beyond, the sweep takes them
 DELETE_EVERY_SECONDS = 0.05  # published rows are deleted in batches at most this often
 

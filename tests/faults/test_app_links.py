@@ -23,6 +23,9 @@ from tests.services.delay_proxy import delayed
 DB_TIMEOUT = 2.0
 SLACK = 1.0
 CUT_AT, CUT_FOR, TOTAL = 4.0, 8.0, 20.0
+# Unconfirmed rows are swept after this (FIGA_OUTBOX_HANDOFF_GRACE_SECONDS, 30 s in
+# production): above the queue's 10 s send timeout, shorter so the test waits less.
+HANDOFF_GRACE = 12.0
 TOTAL_SLOW = 10.0
 WARM_UP_SECONDS = 3.0
 
@@ -87,12 +90,12 @@ def _assert_database_degradation(traffic: Traffic) -> None:
 async def test_app_to_database_cut_mid_group_commit_degrades_in_bounded_time_and_loses_nothing(
     cluster: Cluster,
 ) -> None:
-    await cluster.new_site()
+    await cluster.new_site(outbox_handoff_grace_seconds=HANDOFF_GRACE)
     app = cluster.start_app()
     cluster.start_worker()
     traffic = await _cut_during_traffic(cluster, app.url, "app", "pg")
     _assert_database_degradation(traffic)
-    # The sweep takes over rows whose commit the app never saw (after its 30 s grace).
+    # The sweep takes over rows whose commit the app never saw (after the hand-off grace).
     settled = await nothing_lost(cluster, traffic, within=60)
     print(f"settled {settled:.1f} s after the traffic")
 
@@ -102,7 +105,7 @@ async def test_database_answers_lost_mid_commit_are_never_claimed_stored_nor_los
 ) -> None:
     """Statements reach PostgreSQL and commit; only the answers vanish. The app must say
     "not stored" (it cannot know), and the rows it did commit get their pictures."""
-    await cluster.new_site()
+    await cluster.new_site(outbox_handoff_grace_seconds=HANDOFF_GRACE)
     app = cluster.start_app()
     cluster.start_worker()
     traffic = await _cut_during_traffic(cluster, app.url, "app", "pg", replies_only=True)

@@ -31,6 +31,7 @@ SAMPLES: dict[str, tuple[str, object]] = {
     "poll_seconds": ("5", 5.0),
     "live_refresh_seconds": ("0.25", 0.25),
     "image_retry_seconds": ("30.5", 30.5),
+    "outbox_handoff_grace_seconds": ("12", 12.0),
     "image_max_attempts": ("7", 7),
     "db_timeout_seconds": ("1.5", 1.5),
     "header_timeout_seconds": ("4", 4.0),
