@@ -23,7 +23,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -108,26 +108,18 @@ async def phrases(client: AsyncTestClient[Any], word: str) -> list[str]:
 
 
 async def test_a_restore_to_a_point_in_time_keeps_what_came_before_and_redraws_what_it_lacks(
-    archiving_postgres: ArchivingPostgres,
-    kafka_service: KafkaService,
-    kafka_topic: str,
-    s3_service: S3Service,
-    s3_bucket: str,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
+    archiving_postgres: ArchivingPostgres, stack: Stack, kafka_topic: str
 ) -> None:
     source = archiving_postgres
-    for name, value in s3_service.credentials_environment().items():
-        monkeypatch.setenv(name, value)  # the app in this process reads them
-    database = await source.create_database()
-    stack = Stack(kafka_service, s3_service, s3_bucket, database, tmp_path)
+    stack.database = await source.create_database()
     settings = stack.settings(source, kafka_topic)
+    drawing = stack.start_worker(settings, "before")  # it starts while the schema is made
     await upgrade_async(settings)
 
     async with running_app(settings) as client:
-        with stack.worker(settings, "before"):
-            drawn = await phrases(client, "Велосипед")
-            await wait_drawn(client, drawn)
+        drawn = await phrases(client, "Велосипед")
+        await wait_drawn(client, drawn)
+        stack.stop_worker(drawing)
         backup = await asyncio.to_thread(source.base_backup, "base")
         queued = await phrases(client, "Самокат")  # published, never drawn: no worker
         await wait_outbox_empty(settings.database_url)
@@ -139,12 +131,12 @@ async def test_a_restore_to_a_point_in_time_keeps_what_came_before_and_redraws_w
     await archive_up_to(source, point)
     source.stop()  # the damaged server takes no part in the restore
 
-    by_name = RestoredPostgres(backup, source.archive, RecoveryTarget(name=RESTORE_POINT))
-    by_time = RestoredPostgres(backup, source.archive, RecoveryTarget(time=point_time))
+    by_name = RestoredPostgres(source, backup, RecoveryTarget(name=RESTORE_POINT))
+    by_time = RestoredPostgres(source, backup, RecoveryTarget(time=point_time))
     try:
         await asyncio.gather(asyncio.to_thread(by_name.start), asyncio.to_thread(by_time.start))
         for restored in (by_name, by_time):
-            url = restored.url_for(database)
+            url = restored.url_for(stack.database)
             assert await figalization_ids(url) == set(drawn + queued), restored.describe()
             counted = await scalar(url, "SELECT sum(value) FROM figalization_counter")
             assert counted == len(drawn + queued)
@@ -171,6 +163,7 @@ async def serve_restored(
     restored_at = await queued_at(settings.database_url)
     assert stack.pictures() == set(drawn), "the restored pending ones were never drawn"
     requeued_before = REGISTRY.get_sample_value(REQUEUED) or 0.0
+    drawing = stack.start_worker(settings, "after")  # it starts while the app does
     try:
         async with running_app(settings) as client:
             stats = await client.get("/api/v2/stats")
@@ -178,9 +171,9 @@ async def serve_restored(
             assert await statuses(client, drawn) == dict.fromkeys(drawn, "ready")
             for gone in undone:
                 assert (await client.get(f"/api/v2/figalizations/{gone}")).status_code == 404
-            with stack.worker(settings, "after"):
-                await wait_drawn(client, drawn + queued)
+            await wait_drawn(client, drawn + queued)
     finally:
+        stack.stop_worker(drawing)
         await stack.kafka.delete_topic(topic)
     assert stack.pictures() == set(drawn + queued), "every restored figalization has its picture"
     requeued = (REGISTRY.get_sample_value(REQUEUED) or 0.0) - requeued_before
@@ -191,13 +184,13 @@ async def serve_restored(
 
 
 class Stack:
-    """The broker, the object store and the test's names, shared by both sides of the drill."""
+    """The broker, the object store, the test's names and its worker processes, shared by
+    both sides of the drill."""
 
-    def __init__(
-        self, kafka: KafkaService, s3: S3Service, bucket: str, database: str, logs: Path
-    ) -> None:
-        self.kafka, self.s3, self.bucket = kafka, s3, bucket
-        self.database, self.logs = database, logs
+    def __init__(self, kafka: KafkaService, s3: S3Service, bucket: str, logs: Path) -> None:
+        self.kafka, self.s3, self.bucket, self.logs = kafka, s3, bucket, logs
+        self.database = ""  # the same name on the source and on the restored servers
+        self.workers: list[subprocess.Popen[bytes]] = []
 
     def settings(self, server: Any, topic: str, **overrides: Any) -> Settings:
         return distributed_settings(
@@ -213,9 +206,8 @@ class Stack:
         filesystem = self.s3.filesystem(use_listings_cache=False)
         return {Path(key).stem for key in filesystem.find(f"{self.bucket}/pictures")}
 
-    @contextmanager
-    def worker(self, settings: Settings, name: str) -> Iterator[None]:
-        """A `figachechnaya worker` process, stopped with SIGTERM (its graceful stop)."""
+    def start_worker(self, settings: Settings, name: str) -> subprocess.Popen[bytes]:
+        """A `figachechnaya worker` process, its output in `worker-<name>.log`."""
         log = self.logs / f"worker-{name}.log"
         process = subprocess.Popen(
             [FIGACHECHNAYA, "worker"],
@@ -223,15 +215,34 @@ class Stack:
             stdout=log.open("ab"),
             stderr=subprocess.STDOUT,
         )
-        try:
-            yield
-        finally:
+        self.workers.append(process)
+        return process
+
+    def stop_worker(self, process: subprocess.Popen[bytes]) -> None:
+        """SIGTERM, its graceful stop: the batch in hand is finished and committed."""
+        if process.poll() is None:
             process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture
+def stack(
+    kafka_service: KafkaService,
+    s3_service: S3Service,
+    s3_bucket: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[Stack]:
+    for name, value in s3_service.credentials_environment().items():
+        monkeypatch.setenv(name, value)  # the app in this process reads them
+    stack = Stack(kafka_service, s3_service, s3_bucket, tmp_path)
+    yield stack
+    for process in stack.workers:
+        stack.stop_worker(process)
 
 
 async def queued_at(url: str) -> dict[str, Any]:

@@ -20,6 +20,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
+
 from tests.services.postgres import (
     ADMIN_DATABASE,
     ADMIN_USER,
@@ -30,11 +32,21 @@ from tests.services.postgres import (
 )
 from tests.services.processes import ServiceError, make_workdir
 
-# What docs/operations.md sets on a self-run PostgreSQL (compose): WAL kept for
-# replay, each finished segment copied once into the archive (never overwritten:
-# two servers archiving into one folder must fail loudly, not mix their histories).
-ARCHIVE_COMMAND = "test ! -f {archive}/%f && cp %p {archive}/%f"
-RESTORE_COMMAND = "cp {archive}/%f %p"
+# The compose PostgreSQL's backup layer and restore script (docs/operations.md), run
+# here as they are written there, with its /backups volume at a folder of the test's.
+BACKUP_LAYER = Path(__file__).resolve().parents[2] / "deploy" / "backup"
+VOLUME = "/backups"
+
+
+def compose_archive_settings(folder: Path) -> dict[str, str]:
+    """The server settings (`-c key=value`) of the compose backup layer, `/backups` at
+    `folder`."""
+    document = yaml.safe_load((BACKUP_LAYER / "compose.backup.yaml").read_text("utf-8"))
+    command = document["services"]["postgres"]["command"]
+    assert command[0] == "postgres", command
+    assert set(command[1::2]) == {"-c"}, command
+    settings = dict(pair.split("=", 1) for pair in command[2::2])
+    return {key: value.replace(VOLUME, str(folder)) for key, value in settings.items()}
 
 
 def _as_server_user() -> dict[str, object]:
@@ -69,27 +81,26 @@ class ArchivingPostgres(PostgresService):
 
     def __init__(self) -> None:
         super().__init__()
-        self.folder = make_workdir("pgbackup")
+        self.folder = make_workdir("pgbackup")  # the compose layer's /backups
         self.folder.chmod(0o755)
-        self.archive = self.folder / "wal-archive"
-        self.archive.mkdir()
-        _give_to_server_user(self.archive)
+        self.settings = compose_archive_settings(self.folder)
+        self.archive = self.folder / "wal"
+        assert f"{self.archive}/%f" in self.settings["archive_command"], self.settings
+        for folder in (self.archive, self.folder / "base"):
+            folder.mkdir()
+            _give_to_server_user(folder)
 
     def _initdb(self, pgdata: Path, user: str | None) -> None:
         super()._initdb(pgdata, user)
-        archive_command = ARCHIVE_COMMAND.format(archive=self.archive)
-        _append_settings(
-            pgdata,
-            {"wal_level": "replica", "archive_mode": "on", "archive_command": archive_command},
-        )
+        _append_settings(pgdata, self.settings)
 
     def base_backup(self, name: str) -> Path:
-        """`pg_basebackup` of the running server into a new folder; returns it.
+        """`pg_basebackup` of the running server into `base/<name>`; returns that folder.
 
         `-X none`: the backup holds no WAL of its own, so it is usable only with the
         archive — `pg_basebackup` waits until the archiver has copied the segment that
         ends the backup, which proves `archive_command` works."""
-        destination = self.folder / name
+        destination = self.folder / "base" / name
         destination.mkdir(mode=0o700)
         _give_to_server_user(destination)
         argv = [str(_pgserver_bin() / "pg_basebackup"), "-h", self.host, "-p", str(self.port)]
@@ -113,41 +124,39 @@ class RecoveryTarget:
     name: str | None = None
     time: str | None = None
 
-    def settings(self) -> dict[str, str]:
+    def argument(self) -> str:
+        """restore.sh's TARGET."""
         if (self.name is None) == (self.time is None):
             raise ValueError("a recovery target is a restore point's name or a time")
-        if self.name is not None:
-            return {"recovery_target_name": self.name}
-        return {"recovery_target_time": str(self.time)}
+        return f"name:{self.name}" if self.name is not None else str(self.time)
 
 
 class RestoredPostgres(PostgresService):
-    """A new PostgreSQL made from a base backup and the WAL archive, up to `target`.
+    """A new PostgreSQL made by deploy/backup/restore.sh from a base backup of `source`
+    and its WAL archive, up to `target`.
 
     `start()` returns once recovery has reached the target and the server is promoted:
     it then takes writes, on a new timeline, as a restored primary must."""
 
-    def __init__(self, backup: Path, archive: Path, target: RecoveryTarget) -> None:
+    def __init__(self, source: ArchivingPostgres, backup: Path, target: RecoveryTarget) -> None:
         super().__init__()
+        self._backups = source.folder
         self._backup = backup
-        self._archive = archive
         self._target = target
 
     def _initdb(self, pgdata: Path, user: str | None) -> None:
-        shutil.copytree(self._backup, pgdata, dirs_exist_ok=True)
-        (pgdata / "recovery.signal").touch()
-        _append_settings(
-            pgdata,
-            {
-                "restore_command": RESTORE_COMMAND.format(archive=self._archive),
-                **self._target.settings(),
-                "recovery_target_action": "promote",
-                # The restored server must not archive into the source's history.
-                "archive_mode": "off",
-            },
-        )
-        pgdata.chmod(0o700)
         _give_to_server_user(pgdata)
+        script = [str(BACKUP_LAYER / "restore.sh"), self._backup.name, self._target.argument()]
+        environment = {"PATH": os.environ["PATH"], "BACKUPS": str(self._backups)}
+        result = subprocess.run(
+            script, env={**environment, "PGDATA": str(pgdata)}, capture_output=True,
+            text=True, timeout=60, check=False, **_as_server_user(),
+        )  # type: ignore[call-overload]  # fmt: skip
+        if result.returncode != 0:
+            raise ServiceError(f"restore.sh failed:\n{result.stdout}{result.stderr}")
+        # Only here: two restores of one archive run side by side, and both would archive
+        # a timeline 2 into it. A real restore keeps archiving (its new timeline).
+        _append_settings(pgdata, {"archive_mode": "off"})
 
     def _accepts(self) -> bool:
         """Ready = promoted: while it replays, a hot standby answers read-only queries."""
