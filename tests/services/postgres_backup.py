@@ -167,3 +167,15 @@ class RestoredPostgres(PostgresService):
             return True
         time.sleep(0.05)
         return False
+
+
+def run_sql_file(server: PostgresService, database: str, path: Path, **variables: str) -> str:
+    """`psql -f path` on `database` as the admin, with `-v name=value`s; returns its output."""
+    argv = [str(_pgserver_bin() / "psql"), "-X", "-h", server.host, "-p", str(server.port)]
+    argv += ["-U", ADMIN_USER, "-d", database, "-f", str(path)]
+    for name, value in variables.items():
+        argv += ["-v", f"{name}={value}"]
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False)
+    if result.returncode != 0:
+        raise ServiceError(f"psql -f {path.name} failed:\n{result.stdout}{result.stderr}")
+    return result.stdout
