@@ -1,11 +1,12 @@
 """PostgreSQL with WAL archiving, its base backups, and servers restored from them.
 
 The backup and restore procedure of docs/operations.md, on the `pgserver` wheel's own
-programs: a server whose `archive_command` copies every finished WAL segment into an
-archive folder, `pg_basebackup` of it, and a new data directory made from that backup
-which replays the archive (`restore_command`) up to a named restore point or a time,
-then is promoted and takes writes. Always local (an external FIGA_TEST_DATABASE_URL
-server cannot be reconfigured), one server per drill, removed afterwards.
+programs: a server with the archive settings of deploy/backup/compose.backup.yaml (every
+finished WAL segment copied into an archive folder), `pg_basebackup` of it, and a new data
+directory that deploy/backup/restore.sh prepares from that backup, which replays the
+archive up to a named restore point or a time, then is promoted and takes writes.
+Always local (an external FIGA_TEST_DATABASE_URL server cannot be reconfigured), one
+server per drill, removed afterwards.
 
 As root, the servers and `pg_basebackup` run as the `pgserver` system user (PostgreSQL
 refuses root), so the archive and backup folders are made theirs.
@@ -59,9 +60,9 @@ def _as_server_user() -> dict[str, object]:
 def _give_to_server_user(path: Path) -> None:
     if os.name != "posix" or os.geteuid() != 0:
         return
-    import pwd
+    from pgserver.utils import ensure_user_exists
 
-    entry = pwd.getpwnam(SYSTEM_USER)
+    entry = ensure_user_exists(SYSTEM_USER)  # on a new machine this may be its first use
     os.chown(path, entry.pw_uid, entry.pw_gid)
     for root, folders, files in os.walk(path):
         for name in folders + files:
