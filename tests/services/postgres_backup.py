@@ -18,6 +18,7 @@ import os
 import shutil
 import subprocess
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,7 +61,10 @@ def _as_server_user() -> dict[str, object]:
 def _give_to_server_user(path: Path) -> None:
     if os.name != "posix" or os.geteuid() != 0:
         return
-    from pgserver.utils import ensure_user_exists
+    with warnings.catch_warnings():
+        # Importing pgserver asks platformdirs for a runtime directory we never use.
+        warnings.simplefilter("ignore")
+        from pgserver.utils import ensure_user_exists
 
     entry = ensure_user_exists(SYSTEM_USER)  # on a new machine this may be its first use
     os.chown(path, entry.pw_uid, entry.pw_gid)
