@@ -22,12 +22,14 @@ from typing import Any
 from app.domain.schemes import CatalogueError
 from app.logs import configure_logging
 from app.settings import Settings, SettingsError, variable
+from app.version import service_version
 
 GRACE_SECONDS = 20  # SIGTERM: in-flight requests get this long (Kubernetes waits 40 s)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="figachechnaya", description=__doc__)
+    parser.add_argument("--version", action="version", version=service_version())
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser(
         "serve", help="the web app (and the in-process worker without Kafka)"

@@ -61,7 +61,8 @@ module "kubernetes" {
 module "postgresql" {
   source = "./modules/postgresql"
 
-  name               = "figachechnaya"
+  # A restored cluster is a new one beside the old (names are unique in a folder).
+  name               = var.postgresql_restore == null ? "figachechnaya" : "figachechnaya-restored"
   network_id         = module.network.network_id
   subnet_ids         = module.network.subnet_ids
   security_group_ids = [module.network.data_security_group_id]
@@ -70,6 +71,9 @@ module "postgresql" {
   databases          = { for env, e in local.environments : env => e.database }
   connection_limits  = { for env, e in local.environments : env => e.connections }
   labels             = local.labels
+
+  backup_retention_days = var.postgresql_backup_retention_days
+  restore               = var.postgresql_restore
 }
 
 module "kafka" {

@@ -63,6 +63,26 @@ variable "bucket_name" {
   default     = "figachechnaya-images"
 }
 
+variable "postgresql_backup_retention_days" {
+  description = "Days the managed PostgreSQL keeps its daily backups and the WAL between them: the point-in-time recovery window (docs/operations.md). Two weeks, so that a bad release noticed after a weekend can still be undone."
+  type        = number
+  default     = 14
+
+  validation {
+    condition     = var.postgresql_backup_retention_days >= 7 && var.postgresql_backup_retention_days <= 60 && floor(var.postgresql_backup_retention_days) == var.postgresql_backup_retention_days
+    error_message = "postgresql_backup_retention_days must be a whole number of days from 7 to 60 (the managed service's range)."
+  }
+}
+
+variable "postgresql_restore" {
+  description = "Only for a point-in-time restore (docs/operations.md): the backup ID (yc managed-postgresql backup list) and the UTC time (YYYY-MM-DDTHH:MM:SS) the new cluster is restored to. null: the cluster is created empty."
+  type = object({
+    backup_id = string
+    time      = optional(string)
+  })
+  default = null
+}
+
 variable "postgresql_max_connections" {
   description = "max_connections of each PostgreSQL host, set explicitly rather than left to the host class's default: the connection budget of docs/capacity.md is written against it."
   type        = number

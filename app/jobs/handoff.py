@@ -40,7 +40,8 @@ class Handoff:
         self._started_at = started_at  # older rows were never handed to this process
         self._grace = grace  # a handed-over row older than this is nobody's any more
         self._max_held = max_held
-        # Batches come in commit order from one writer, so held seqs only grow.
+        # Batches come from the writer and the reconciler; each batch is held whole
+        # or let go whole, and only when all its seqs are above `_let_go_up_to`.
         self._held_seqs: list[int] = []
         self._held_jobs: list[JobMessage] = []
         self._in_flight: Committed | None = None

@@ -215,8 +215,11 @@ class Reconciler:
             queued_before=datetime.now(UTC) - self._retry_after, limit=BATCH
         )
         if stale:
-            await self._outbox.requeue([self._job_for(figalization) for figalization in stale])
+            jobs = [self._job_for(figalization) for figalization in stale]
+            seqs = await self._outbox.requeue(jobs)
             JOBS_REQUEUED.inc(len(stale))
             log.info("re-queued %d pictures still pending", len(stale))
-            self._relay.wake()
+            # Handed over like a fresh write's jobs: published now. A sweep would leave
+            # these new rows alone for the hand-off grace (30 s), as another relay's.
+            self._relay.handoff(Committed(seqs, [job.message() for job in jobs]))
         return len(stale)

@@ -136,21 +136,26 @@ class SqlOutbox:
             rows = (await connection.execute(query)).mappings().all()
         return [to_figalization(row) for row in rows]
 
-    async def requeue(self, jobs: Sequence[ImageJob]) -> None:
-        """Queue jobs again and restart their pending clock, in one transaction."""
+    async def requeue(self, jobs: Sequence[ImageJob]) -> list[int]:
+        """Queue jobs again and restart their pending clock, in one transaction; return
+        their new rows' `seq`s in the order of `jobs`, so that the caller can hand them to
+        the relay (rows it is not handed wait out the relay's hand-off grace)."""
         if not jobs:
-            return
+            return []
         now = datetime.now(UTC)
         ids = [job.figalization_id for job in jobs]
+        insert = outbox_table.insert().returning(outbox_table.c.seq, sort_by_parameter_order=True)
         async with self._database.connect(write=True) as connection:
-            await connection.execute(
-                outbox_table.insert(), [outbox_row(job.message(), now) for job in jobs]
+            result = await connection.execute(
+                insert, [outbox_row(job.message(), now) for job in jobs]
             )
+            seqs = list(result.scalars())
             await connection.execute(
                 figalization_table.update()
                 .where(figalization_table.c.id.in_(ids))
                 .values(image_queued_at=now)
             )
+        return seqs
 
 
 def _waiting(scope: SweepScope, limit: int) -> sa.Select[Any]:

@@ -135,9 +135,9 @@ def test_deploys_migrate_first_and_roll_back_a_failed_rollout(
     for name in ("deploy-dev", "deploy-prod"):
         job = resolved(jobs[name], pipeline)
         assert job["stage"] == "deploy"
-        assert job["needs"] == ["build-image"]
         environments[job["variables"]["DEPLOY_ENV"]] = job["variables"]["NAMESPACE"]
     assert environments == {"dev": "figachechnaya-dev", "prod": "figachechnaya"}
+    assert resolved(jobs["deploy-dev"], pipeline)["needs"] == ["build-image"]
 
 
 def test_deploys_reach_the_cluster_with_the_kubeconfig_variable_only(
@@ -194,6 +194,12 @@ if "get" in args and "job/figachechnaya-migrate" in args:
     count = sum(1 for line in open(os.environ["FAKE_LOG"]) if "job/figachechnaya-migrate" in line
                 and '"get"' in line)
     print(polls[min(count, len(polls)) - 1], end="")
+elif "get" in args and "deployment/figachechnaya-app" in args:
+    if scenario.get("running") is None:
+        print('Error from server (NotFound): deployments.apps "figachechnaya-app" not found',
+              file=sys.stderr)
+        sys.exit(1)
+    print(scenario["running"], end="")
 elif "rollout" in args and "status" in args:
     deployment = next(a for a in args if a.startswith("deployment/"))
     earlier = [json.loads(line) for line in open(os.environ["FAKE_LOG"])]
@@ -204,12 +210,16 @@ elif args[:1] == ["logs"] or "logs" in args:
 """
 
 
+RUNNING = "cr.yandex/registry/figachechnaya:v0.1.0@sha256:" + "cd" * 32
+
+
 @dataclass
 class DeployRun:
     returncode: int
     output: str
     calls: list[list[str]]
     rendered: list[dict[str, Any]]
+    previous: str  # .deploy/previous.env, the dotenv report the rollback job reads
 
     def index(self, *words: str) -> int:
         """Position of the first kubectl call that has all these words."""
@@ -240,16 +250,23 @@ def deploy(
     work.mkdir()
     (work / "k8s").symlink_to(repo / "k8s")
     (work / "kubeconfig").write_text("apiVersion: v1\nkind: Config\n", encoding="utf-8")
-    script = "\n".join(lines(pipeline[".deploy"]["script"]))
 
     def run(
-        migration: list[str], *, unready: tuple[str, ...] = (), kubeconfig: bool = True
+        migration: list[str],
+        *,
+        unready: tuple[str, ...] = (),
+        kubeconfig: bool = True,
+        running: str | None = RUNNING,
+        job: str = ".deploy",
+        env: dict[str, str] | None = None,
     ) -> DeployRun:
         scenario = tmp_path / "scenario.json"
-        scenario.write_text(json.dumps({"migration": migration, "unready": list(unready)}))
+        scenario.write_text(
+            json.dumps({"migration": migration, "unready": list(unready), "running": running})
+        )
         log = tmp_path / "calls.jsonl"
         log.write_text("")
-        env = {
+        variables = {
             "PATH": f"{bin_dir}:{os.environ['PATH']}",
             "HOME": str(tmp_path),
             "FAKE_LOG": str(log),
@@ -260,12 +277,14 @@ def deploy(
             "IMAGE_REPOSITORY": "cr.yandex/registry/figachechnaya",
             "IMAGE_TAG": "main-0123abcd",
             "IMAGE_DIGEST": "sha256:" + "ab" * 32,
+            **(env or {}),
         }
         if kubeconfig:
-            env["KUBECONFIG"] = str(work / "kubeconfig")
+            variables["KUBECONFIG"] = str(work / "kubeconfig")
+        script = "\n".join(lines(pipeline[job]["script"]))
         result = subprocess.run(
             ["bash", "-eo", "pipefail", "-c", script],
-            cwd=work, env=env, capture_output=True, text=True, timeout=120, check=False,
+            cwd=work, env=variables, capture_output=True, text=True, timeout=120, check=False,
         )  # fmt: skip
         calls = [json.loads(line) for line in log.read_text().splitlines()]
         rendered_path = work / ".deploy" / "rendered.yaml"
@@ -274,7 +293,12 @@ def deploy(
             if rendered_path.exists()
             else []
         )
-        return DeployRun(result.returncode, result.stdout + result.stderr, calls, rendered)
+        previous_env = work / ".deploy" / "previous.env"
+        previous = previous_env.read_text() if previous_env.exists() else ""
+        previous_env.unlink(missing_ok=True)
+        return DeployRun(
+            result.returncode, result.stdout + result.stderr, calls, rendered, previous
+        )
 
     return run
 
@@ -292,7 +316,11 @@ def test_a_deploy_migrates_then_rolls_out_the_image_it_built(
     assert run.returncode == 0, run.output
     delete = run.index("delete", "job", "figachechnaya-migrate")
     migrate = run.index("apply", "-l")
-    polls = [i for i, call in enumerate(run.calls) if "get" in call]
+    polls = [
+        i
+        for i, call in enumerate(run.calls)
+        if "get" in call and "job/figachechnaya-migrate" in call
+    ]
     everything = run.calls.index(["apply", "-f", ".deploy/rendered.yaml"])
     app = run.index("rollout", "status", "deployment/figachechnaya-app")
     worker = run.index("rollout", "status", "deployment/figachechnaya-worker")
@@ -315,7 +343,8 @@ def test_a_failed_migration_fails_the_deploy_at_once(deploy: Callable[..., Deplo
     run = deploy(["", "FailureTarget ", "Failed "])
     assert run.returncode != 0
     assert "migration failed" in run.output
-    assert len([call for call in run.calls if "get" in call]) == 2, "no poll after the failure"
+    polls = [call for call in run.calls if "get" in call and "job/figachechnaya-migrate" in call]
+    assert len(polls) == 2, "no poll after the failure"
     assert run.has("logs", "job/figachechnaya-migrate"), "the failed migration's log is shown"
     assert ["apply", "-f", ".deploy/rendered.yaml"] not in run.calls, "the release is untouched"
     assert not run.has("rollout")
@@ -350,5 +379,231 @@ def test_releases_come_from_git_tags(
     assert [rule["if"] for rule in jobs["deploy-prod"]["rules"]] == [tag_rule]
     release = jobs["release"]
     assert release["release"]["tag_name"] == "$CI_COMMIT_TAG"
-    assert release["needs"] == ["deploy-prod"]
-    assert "CI_COMMIT_TAG" in " ".join(lines(jobs["release-version"]["script"]))
+    assert release["needs"] == ["build-image", "deploy-prod", "release-version"]
+    assert release["release"]["description"] == "release-notes.md"
+    check = " ".join(lines(jobs["release-version"]["script"]))
+    assert "CI_COMMIT_TAG" in check
+    assert 'tools/changelog.py --only "$CI_COMMIT_TAG" --output release-notes.md' in check
+    assert jobs["release-version"]["artifacts"]["paths"] == ["release-notes.md"]
+    assert jobs["release-version"]["variables"]["GIT_DEPTH"] == "0", "the notes need the tags"
+
+
+# --- which jobs a pipeline has: GitLab's rules, evaluated (issue 12 item 6) ----------------
+
+ATOM = re.compile(r"^\$(\w+)(?:\s*(==|!=|=~|!~)\s*(.+))?$")
+
+
+def holds(expression: str, variables: dict[str, str]) -> bool:
+    """A `rules:if` as GitLab judges it, for the forms this pipeline uses: `$A`,
+    `$A == $B`, `$A == "x"`, `!=`, `$A =~ /re/`, joined by `&&` and `||` (no brackets).
+    An unset variable is null: it equals only another null, and matches no pattern."""
+
+    def value(term: str) -> str | None:
+        term = term.strip()
+        if term.startswith("$"):
+            return variables.get(term[1:])
+        return term.strip("\"'")
+
+    def atom(text: str) -> bool:
+        match = ATOM.match(text.strip())
+        assert match, f"rules:if form not understood: {text!r}"
+        left = variables.get(match[1])
+        operator, right = match[2], match[3]
+        if operator is None:
+            return bool(left)
+        if operator in ("=~", "!~"):
+            pattern = right.strip()
+            assert pattern[0] == pattern[-1] == "/", pattern
+            found = left is not None and re.search(pattern[1:-1], left) is not None
+            return found if operator == "=~" else not found
+        equal = left == value(right)
+        return equal if operator == "==" else not equal
+
+    return any(all(atom(part) for part in branch.split("&&")) for branch in expression.split("||"))
+
+
+def expand(text: str, variables: dict[str, str]) -> str:
+    return re.sub(r"\$(\w+)", lambda m: variables.get(m[1], ""), text)
+
+
+def pipeline_for(
+    pipeline: dict[str, Any], jobs: dict[str, dict[str, Any]], variables: dict[str, str]
+) -> tuple[dict[str, str], dict[str, str]] | None:
+    """(job → when, the pipeline's variables) of the pipeline GitLab would create, or None
+    when `workflow:rules` creates none."""
+    for rule in pipeline["workflow"]["rules"]:
+        if holds(rule["if"], variables):
+            extra = {k: expand(v, variables) for k, v in rule.get("variables", {}).items()}
+            variables = variables | extra
+            break
+    else:
+        return None
+    chosen: dict[str, str] = {}
+    for name, job in jobs.items():
+        job = resolved(job, pipeline)
+        rules = job.get("rules")
+        if rules is None:
+            chosen[name] = job.get("when", "on_success")
+            continue
+        for rule in rules:
+            if "if" not in rule or holds(rule["if"], variables):
+                if rule.get("when", "on_success") != "never":
+                    chosen[name] = rule.get("when", "on_success")
+                break
+    return chosen, variables
+
+
+def needed(job: dict[str, Any]) -> dict[str, bool]:
+    """The jobs a job needs → whether it takes their artifacts (dotenv variables included)."""
+    entries = job.get("needs", [])
+    return {
+        (e if isinstance(e, str) else e["job"]): (
+            True if isinstance(e, str) else e.get("artifacts", True)
+        )
+        for e in entries
+    }
+
+
+BASE = {
+    "CI_DEFAULT_BRANCH": "main",
+    "CI_COMMIT_SHORT_SHA": "0123abcd",
+    "CI_PIPELINE_SOURCE": "push",
+}
+TAG = BASE | {"CI_COMMIT_TAG": "v1.2.3", "CI_COMMIT_REF_NAME": "v1.2.3"}
+MAIN = BASE | {"CI_COMMIT_BRANCH": "main", "CI_COMMIT_REF_NAME": "main"}
+MERGE_REQUEST = BASE | {"CI_PIPELINE_SOURCE": "merge_request_event", "CI_COMMIT_REF_NAME": "topic"}
+CHECKS = {"lint", "typecheck", "deploy-check", "bandit", "dependency-audit", "test"}
+
+
+def test_a_release_tag_builds_once_deploys_dev_and_waits_for_the_promotion(
+    pipeline: dict[str, Any], jobs: dict[str, dict[str, Any]]
+) -> None:
+    found = pipeline_for(pipeline, jobs, TAG)
+    assert found is not None
+    chosen, variables = found
+    assert variables["IMAGE_TAG"] == "v1.2.3", "the image is tagged with the release"
+    assert chosen == dict.fromkeys(CHECKS, "on_success") | {
+        "release-version": "on_success",
+        "build-image": "on_success",
+        "deploy-dev": "on_success",  # at once
+        "deploy-prod": "manual",  # the promotion
+        "rollback-dev": "manual",
+        "rollback-prod": "manual",
+        "release": "on_success",  # after the promotion (needs)
+    }
+    for name in chosen:
+        missing = set(needed(resolved(jobs[name], pipeline))) - set(chosen)
+        assert not missing, f"{name} needs {missing}, which this pipeline does not have"
+    assert resolved(jobs["deploy-prod"], pipeline)["allow_failure"] is False, "a gate, not a skip"
+
+
+def test_prod_gets_the_image_dev_got_by_its_digest(
+    pipeline: dict[str, Any], jobs: dict[str, dict[str, Any]]
+) -> None:
+    dev, prod = (needed(resolved(jobs[n], pipeline)) for n in ("deploy-dev", "deploy-prod"))
+    assert dev == {"build-image": True}
+    assert prod == {"build-image": True, "deploy-dev": False}, (
+        "promoted after dev, with build-image's IMAGE_DIGEST and not dev's PREVIOUS_IMAGE"
+    )
+    builders = [n for n, j in jobs.items() if "docker build" in " ".join(lines(j.get("script")))]
+    assert builders == ["build-image"], "one build per pipeline: dev and prod get its image"
+    assert resolved(jobs["deploy-prod"], pipeline)["script"] == pipeline[".deploy"]["script"]
+
+
+def test_main_deploys_dev_only_and_a_merge_request_deploys_nothing(
+    pipeline: dict[str, Any], jobs: dict[str, dict[str, Any]]
+) -> None:
+    main = pipeline_for(pipeline, jobs, MAIN)
+    assert main is not None
+    chosen, variables = main
+    assert variables["IMAGE_TAG"] == "main-0123abcd"
+    assert chosen == dict.fromkeys(CHECKS, "on_success") | {
+        "build-image": "on_success",
+        "deploy-dev": "on_success",
+        "rollback-dev": "manual",
+        "terraform-plan": "on_success",
+        "terraform-apply": "manual",
+    }
+    merge_request = pipeline_for(pipeline, jobs, MERGE_REQUEST)
+    assert merge_request is not None
+    assert merge_request[0] == dict.fromkeys(CHECKS, "on_success")
+
+
+@pytest.mark.parametrize(
+    "variables",
+    [
+        BASE | {"CI_COMMIT_BRANCH": "topic", "CI_COMMIT_REF_NAME": "topic"},
+        BASE | {"CI_COMMIT_TAG": "nightly", "CI_COMMIT_REF_NAME": "nightly"},
+        BASE | {"CI_COMMIT_TAG": "v1.2", "CI_COMMIT_REF_NAME": "v1.2"},
+    ],
+    ids=["a topic branch", "a tag that is no release", "an incomplete version"],
+)
+def test_other_pushes_make_no_pipeline(
+    pipeline: dict[str, Any], jobs: dict[str, dict[str, Any]], variables: dict[str, str]
+) -> None:
+    assert pipeline_for(pipeline, jobs, variables) is None
+
+
+def test_the_rules_evaluator_reads_gitlab_conditions_as_gitlab_does() -> None:
+    """The evaluator above, held to GitLab's documented meaning (or the tests prove nothing)."""
+    assert holds(r"$CI_COMMIT_TAG =~ /^v\d+\.\d+\.\d+$/", {"CI_COMMIT_TAG": "v10.0.1"})
+    assert not holds(r"$CI_COMMIT_TAG =~ /^v\d+\.\d+\.\d+$/", {})
+    assert not holds("$CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH", {"CI_DEFAULT_BRANCH": "main"})
+    assert holds("$A == $B", {})  # null == null
+    assert holds('$CI_PIPELINE_SOURCE == "merge_request_event"', MERGE_REQUEST)
+    assert holds("$X && $Y || $Z", {"Z": "1"})
+    assert not holds("$X && $Y", {"X": "1"})
+    assert holds('$A != "x"', {"A": "y"})
+
+
+# --- the previous release, recorded by each deploy and put back by the rollback job --------
+
+
+def test_a_deploy_records_the_release_it_replaces(deploy: Callable[..., DeployRun]) -> None:
+    run = deploy(["Complete "])
+    assert run.returncode == 0, run.output
+    assert run.previous == f"PREVIOUS_IMAGE={RUNNING}\n"
+    recorded = run.index("get", "deployment/figachechnaya-app")
+    assert recorded < run.calls.index(["apply", "-f", ".deploy/rendered.yaml"])
+    first = deploy(["Complete "], running=None)
+    assert first.returncode == 0, first.output
+    assert first.previous == "PREVIOUS_IMAGE=\n", "a first deploy has nothing to go back to"
+
+
+def test_the_dotenv_report_carries_the_previous_image_to_the_rollback_jobs(
+    pipeline: dict[str, Any], jobs: dict[str, dict[str, Any]]
+) -> None:
+    assert pipeline[".deploy"]["artifacts"]["reports"]["dotenv"] == ".deploy/previous.env"
+    for env in ("dev", "prod"):
+        rollback = resolved(jobs[f"rollback-{env}"], pipeline)
+        deploy_job = resolved(jobs[f"deploy-{env}"], pipeline)
+        assert needed(rollback) == {f"deploy-{env}": True}
+        assert rollback["environment"]["name"] == deploy_job["environment"]["name"], (
+            "the same environment: the same KUBECONFIG"
+        )
+        assert rollback["variables"] == deploy_job["variables"]
+        assert rollback["resource_group"] == "$DEPLOY_ENV", "never beside a deploy"
+
+
+def test_the_rollback_puts_the_previous_image_back_without_migrating(
+    deploy: Callable[..., DeployRun],
+) -> None:
+    run = deploy([], job=".rollback", env={"PREVIOUS_IMAGE": RUNNING})
+    assert run.returncode == 0, run.output
+    set_image = ["-n", "figachechnaya-dev", "set", "image"]
+    assert run.calls[:2] == [
+        [*set_image, "deployment/figachechnaya-app", f"app={RUNNING}"],
+        [*set_image, "deployment/figachechnaya-worker", f"worker={RUNNING}"],
+    ]
+    assert run.has("rollout", "status", "deployment/figachechnaya-worker")
+    assert not run.has("apply")
+    assert not run.has("job/figachechnaya-migrate")
+
+
+def test_a_rollback_with_nothing_before_it_touches_nothing(
+    deploy: Callable[..., DeployRun],
+) -> None:
+    run = deploy([], job=".rollback", env={"PREVIOUS_IMAGE": ""})
+    assert run.returncode != 0
+    assert "no release to roll back to" in run.output
+    assert run.calls == []

@@ -13,6 +13,7 @@ may open.
 
 from __future__ import annotations
 
+import json
 import math
 import re
 import subprocess
@@ -331,3 +332,104 @@ def test_the_connection_limits_fit_the_database(
     (cluster,) = resources(postgresql, "yandex_mdb_postgresql_cluster", parse_hcl).values()
     config = only(cluster["config"])["postgresql_config"]
     assert config["max_connections"] == "${var.max_connections}"
+
+
+# --- backups and point-in-time recovery (issue 12 item 5) ----------------------------------
+
+POSTGRESQL_MODULE = TERRAFORM / "modules" / "postgresql"
+
+
+def test_the_cluster_keeps_backups_for_the_root_modules_retention(
+    parse_hcl: Any, terraform_variables: dict[str, Any]
+) -> None:
+    (cluster,) = resources(
+        POSTGRESQL_MODULE / "main.tf", "yandex_mdb_postgresql_cluster", parse_hcl
+    ).values()
+    config = only(cluster["config"])
+    assert config["backup_retain_period_days"] == "${var.backup_retention_days}"
+    assert only(config["backup_window_start"])["hours"] == "${var.backup_window_start_hour}"
+    assert cluster["deletion_protection"] is True
+    dynamic = {name: block for entry in cluster.get("dynamic", []) for name, block in entry.items()}
+    restore = dynamic.get("restore")
+    assert restore is not None, "point-in-time recovery: a dynamic restore block"
+    assert only(restore["content"])["time"] == "${restore.value.time}"
+    assert restore["for_each"] == "${var.restore == null ? [] : [var.restore]}"
+    module = dict(blocks(parse_hcl(TERRAFORM / "main.tf"), "module"))["postgresql"]
+    assert module["backup_retention_days"] == "${var.postgresql_backup_retention_days}"
+    assert module["restore"] == "${var.postgresql_restore}"
+    assert terraform_variables["postgresql_backup_retention_days"]["default"] == 14
+    assert terraform_variables["postgresql_restore"]["default"] is None
+
+
+@pytest.fixture(scope="module")
+def plan_variables(tmp_path_factory: pytest.TempPathFactory, tool: Any) -> Any:
+    """`plan(variables_tf, **values)` → (ok, output): Terraform itself judges the values.
+
+    A folder holding only the variables (no provider, no resource) plans offline, so the
+    validations run exactly as `terraform plan` runs them on the real configuration."""
+    terraform = tool("terraform", "install Terraform 1.11 (the machine image has it)")
+
+    def plan(variables_tf: Path, values: dict[str, Any]) -> tuple[bool, str]:
+        folder = tmp_path_factory.mktemp("variables")
+        (folder / "variables.tf").write_text(variables_tf.read_text(encoding="utf-8"))
+        (folder / "values.auto.tfvars.json").write_text(json.dumps(values))
+        for command in (["init", "-input=false"], ["plan", "-input=false", "-no-color"]):
+            result = subprocess.run(
+                [terraform, *command], cwd=folder, capture_output=True, text=True,
+                timeout=60, check=False,
+            )  # fmt: skip
+            if result.returncode != 0:
+                return False, result.stdout + result.stderr
+        return True, result.stdout
+
+    return plan
+
+
+MODULE_VALUES = {
+    "name": "figachechnaya", "network_id": "n", "subnet_ids": {}, "security_group_ids": [],
+    "preset": "s3-c2-m8", "databases": {}, "max_connections": 200, "connection_limits": {},
+    "labels": {},
+}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("values", "refused"),
+    [
+        ({"backup_retention_days": 14}, None),
+        ({"backup_retention_days": 6}, "from 7 to 60"),
+        ({"backup_retention_days": 61}, "from 7 to 60"),
+        ({"backup_retention_days": 7.5}, "from 7 to 60"),
+        ({"backup_retention_days": 7, "backup_window_start_hour": 24}, "from 0 to 23"),
+        ({"backup_retention_days": 7, "restore": {"backup_id": "c9q:b1"}}, None),
+        (
+            {"backup_retention_days": 7,
+             "restore": {"backup_id": "c9q:b1", "time": "2026-12-01T17:05:00"}},
+            None,
+        ),
+        (
+            {"backup_retention_days": 7,
+             "restore": {"backup_id": "c9q:b1", "time": "2026-12-01 17:05"}},
+            "YYYY-MM-DDTHH:MM:SS",
+        ),
+    ],
+)  # fmt: skip
+def test_terraform_refuses_a_retention_or_restore_time_the_service_would_not_take(
+    plan_variables: Any, values: dict[str, Any], refused: str | None
+) -> None:
+    ok, output = plan_variables(POSTGRESQL_MODULE / "variables.tf", MODULE_VALUES | values)
+    if refused is None:
+        assert ok, output
+    else:
+        assert not ok
+        assert refused in output, output
+
+
+@pytest.mark.parametrize(("days", "accepted"), [(None, True), (30, True), (3, False)])
+def test_the_root_modules_retention_default_passes_its_own_validation(
+    plan_variables: Any, days: int | None, accepted: bool
+) -> None:
+    values: dict[str, Any] = {"cloud_id": "c", "folder_id": "f"}
+    if days is not None:
+        values["postgresql_backup_retention_days"] = days
+    ok, output = plan_variables(TERRAFORM / "variables.tf", values)
+    assert ok is accepted, output

@@ -1,5 +1,9 @@
 # Managed PostgreSQL: one host per zone (automatic failover), private
-# addresses only, backups kept a week, deletion protection on. Each
+# addresses only, deletion protection on. Backups: a full backup every day
+# in the backup window, and the WAL in between archived continuously by the
+# service, kept for backup_retention_days — any moment in that window can be
+# restored (point-in-time recovery, docs/operations.md). With `restore` set,
+# the cluster is created from a backup at a point in time instead of empty. Each
 # environment owns a database and a user with a generated password that
 # only the Terraform state (an encrypted, private bucket) and the
 # Kubernetes Secret ever hold, and a connection limit: the apps connect on
@@ -29,10 +33,10 @@ resource "yandex_mdb_postgresql_cluster" "this" {
       max_connections = var.max_connections
     }
 
-    backup_retain_period_days = 7
+    backup_retain_period_days = var.backup_retention_days
 
     backup_window_start {
-      hours   = 2
+      hours   = var.backup_window_start_hour
       minutes = 0
     }
 
@@ -50,6 +54,16 @@ resource "yandex_mdb_postgresql_cluster" "this" {
       zone             = host.key
       subnet_id        = host.value
       assign_public_ip = false
+    }
+  }
+
+  # Point-in-time recovery into this cluster at creation (the provider forces a
+  # new cluster for it, so it is only ever set for a restore; see the variable).
+  dynamic "restore" {
+    for_each = var.restore == null ? [] : [var.restore]
+    content {
+      backup_id = restore.value.backup_id
+      time      = restore.value.time
     }
   }
 
