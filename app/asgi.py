@@ -51,7 +51,9 @@ from app.store.outbox import SqlOutbox
 from app.store.writes import FigalizationWriter
 from app.web import envelope, paths
 from app.web.api import ApiV2Controller, create_figalization, document_create_route
+from app.web.assets import hashed_asset
 from app.web.compat import CompatController
+from app.web.compression import compression
 from app.web.errors import exception_handlers
 from app.web.fragments import FragmentController, hint_poll, total_poll
 from app.web.ops import OpsController, ReadinessProbe
@@ -196,6 +198,7 @@ def create_app(settings: Settings) -> Litestar:
             ApiV2Controller,
             CompatController,
             OpsController,
+            hashed_asset,
             *static_files(),
         ],
         dependencies={
@@ -230,6 +233,7 @@ def create_app(settings: Settings) -> Litestar:
         ),
     )
     document_create_route(app)  # the ASGI create route's operation, which Litestar cannot derive
+    app.asgi_handler = compression(app.asgi_handler)  # inside the envelope: it sees the status
     envelope.install(app, settings)  # around the router too: every answer gets its headers
     return app
 
@@ -244,7 +248,8 @@ def swagger_ui_assets() -> Path:
 
 
 def static_files() -> list[Any]:
-    """Our CSS, and the third-party assets straight from their packages (no CDN)."""
+    """Our CSS, and the third-party assets straight from their packages (no CDN), under the
+    names of old releases with a day's cache; the pages link the hashed ones (`assets`)."""
     sources = {
         "/assets": PACKAGE / "web" / "static",
         "/vendor/htmx": Path(js_lib_htmx.__file__).parent / "static" / "htmx",

@@ -50,6 +50,7 @@ from app.metrics import HTTP_DURATION, HTTP_IN_FLIGHT, HTTP_REQUESTS
 from app.settings import Settings
 from app.web import paths
 from app.web.asgi_answers import answer
+from app.web.security import style_sources
 
 CLIENT_CLOSED = 499  # nginx's status for a client that closed the connection before the answer
 UNMATCHED = "unmatched"  # the route label of every request no route matched (404, 405)
@@ -191,7 +192,7 @@ def content_security_policy(settings: Settings) -> str:
         [
             "default-src 'self'",
             "script-src 'self'",
-            "style-src 'self'",
+            f"style-src {style_sources()}",
             f"img-src {' '.join(images)}",
             "font-src 'self'",
             "connect-src 'self'",
