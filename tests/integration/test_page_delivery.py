@@ -173,9 +173,9 @@ async def test_fonts_are_woff2_subsets_that_hold_every_letter_the_pages_show(
 
 
 def test_a_fonts_version_is_its_bytes_in_every_build() -> None:
-    """The URL is known before the build: the same version must be the same bytes."""
-    for name in fonts.FACES:
-        assert fonts._build.__wrapped__(name) == fonts.woff2(name)  # type: ignore[attr-defined]
+    """The URL is known before the build: the same version must be the same bytes (one
+    face rebuilt: each costs ~0.4 s, and the three are built the same way)."""
+    assert fonts._build.__wrapped__("regular") == fonts.woff2("regular")  # type: ignore[attr-defined]
 
 
 async def test_every_face_swaps_and_the_heading_face_is_preloaded(client: Client) -> None:
