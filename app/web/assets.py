@@ -37,7 +37,7 @@ from litestar.params import FromPath
 from markupsafe import Markup
 
 from app import fonts
-from app.web.compression import compress, negotiated
+from app.web.compression import ONCE, compress, negotiated
 
 STATIC = "/static"
 IMMUTABLE = "public, max-age=31536000, immutable"
@@ -136,7 +136,8 @@ async def hashed_asset(request: Request[Any, Any, Any], name: FromPath[str]) -> 
     encoding = None
     if asset.content_type.startswith(("text/", "image/svg+xml")):
         headers["vary"] = "Accept-Encoding"
-        encoding = negotiated(request.headers.get("accept-encoding", "").encode("latin-1"))
+        accepted = request.headers.get("accept-encoding", "").encode("latin-1")
+        encoding = negotiated(accepted, ONCE)
     if encoding is not None:
         headers["content-encoding"] = encoding
     body = await asyncio.to_thread(_encoded, stem, encoding)

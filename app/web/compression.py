@@ -13,9 +13,13 @@ its type is text (HTML, CSS, JS, JSON, SVG), it carries no encoding yet
 (the hashed assets come precompressed, `negotiated` tells them what to
 send) and its body is at least `MIN_BYTES`: below that the framing costs
 about what it saves. Such answers get `Vary: Accept-Encoding` whether or
-not they were compressed. Brotli is preferred (smaller at the same speed at
-quality 4, the dynamic-content level nginx and Caddy use), gzip otherwise;
-a body sent in parts is compressed as a stream.
+not they were compressed. A body sent in parts is compressed as a stream.
+
+Which encoding: for answers made per request, gzip at level 6 when the
+client takes it (every browser does), else Brotli at quality 4. Measured on
+the 12.6 KiB page here: both give 4.2 KiB, gzip in about half the CPU time
+(~150 µs against ~290 µs); Brotli pays off only at high quality, which is
+for bodies compressed once — the hashed assets, at quality 11 (`best`).
 """
 
 from __future__ import annotations
@@ -40,7 +44,8 @@ _TEXT = (
     b"application/x-yaml",
     b"image/svg+xml",
 )
-_ENCODINGS = ("br", "gzip")
+DYNAMIC = ("gzip", "br")  # the server's preference among equally accepted encodings
+ONCE = ("br", "gzip")
 
 
 def compression(app: ASGIApp) -> ASGIApp:
@@ -51,7 +56,7 @@ def compression(app: ASGIApp) -> ASGIApp:
         encoding = None
         for name, value in scope["headers"]:
             if name == b"accept-encoding":
-                encoding = negotiated(value)
+                encoding = negotiated(value, DYNAMIC)
                 break
         if encoding is None:
             await app(scope, receive, send)
@@ -62,8 +67,9 @@ def compression(app: ASGIApp) -> ASGIApp:
 
 
 @functools.lru_cache(maxsize=64)  # browsers send a handful of distinct values
-def negotiated(accept_encoding: bytes) -> str | None:
-    """ "br", "gzip" or None for an `Accept-Encoding` value (RFC 9110 § 12.5.3, q=0 refuses)."""
+def negotiated(accept_encoding: bytes, preference: tuple[str, ...] = DYNAMIC) -> str | None:
+    """`br`, `gzip` or None for an `Accept-Encoding` value (RFC 9110 § 12.5.3: the highest
+    q wins, q=0 refuses; among equals the first of `preference`)."""
     weights: dict[str, float] = {}
     for item in accept_encoding.decode("latin-1").lower().split(","):
         coding, _, parameters = item.partition(";")
@@ -76,7 +82,7 @@ def negotiated(accept_encoding: bytes) -> str | None:
                 weight = 0.0
         weights[coding.strip()] = weight
     wildcard = weights.get("*", 0.0)
-    accepted = [coding for coding in _ENCODINGS if weights.get(coding, wildcard) > 0]
+    accepted = [coding for coding in preference if weights.get(coding, wildcard) > 0]
     return max(accepted, key=lambda coding: weights.get(coding, wildcard), default=None)
 
 
