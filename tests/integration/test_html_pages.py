@@ -48,10 +48,12 @@ async def test_the_page_uses_no_inline_scripts_and_only_the_stylesheet_its_polic
     assert not re.search(r"<script(?![^>]*\bsrc=)[^>]*>", html)
     assert " style=" not in html
     styles = re.findall(r"<style>(.*?)</style>", html, re.DOTALL)
-    assert len(styles) == 1 and html.count("<style") == 1
+    assert len(styles) == 1
+    assert html.count("<style") == 1
     digest = base64.b64encode(hashlib.sha256(styles[0].encode()).digest()).decode()
     style_src = re.search(r"style-src ([^;]*)", response.headers["content-security-policy"])
-    assert style_src and style_src.group(1) == f"'self' 'sha256-{digest}'"
+    assert style_src
+    assert style_src.group(1) == f"'self' 'sha256-{digest}'"
 
 
 async def test_polled_regions_poll_but_only_the_result_is_a_live_region(client: Client) -> None:
