@@ -44,6 +44,7 @@ function summary(lhr) {
       audits[id] = {
         score: audit.score,
         scoreDisplayMode: audit.scoreDisplayMode,
+        errorMessage: audit.errorMessage ?? null,
         numericValue: audit.numericValue ?? null,
         displayValue: audit.displayValue ?? null,
         title: audit.title,
@@ -76,6 +77,16 @@ function failedAudits(lhr) {
   return failed;
 }
 
+// A run that could not measure (a category without a score): Lighthouse's failure, not the page's.
+function broken(lhr) {
+  return Boolean(lhr.runtimeError) || Object.values(lhr.categories).some(c => c.score === null);
+}
+
+function whyBroken(lhr) {
+  const errors = Object.values(lhr.audits).filter(a => a.errorMessage).map(a => `${a.id}: ${a.errorMessage}`);
+  return [lhr.runtimeError?.message, ...errors.slice(0, 5)].filter(Boolean).join('; ');
+}
+
 function config(categories) {
   return {
     extends: 'lighthouse:default',
@@ -95,7 +106,7 @@ function config(categories) {
 }
 
 const chrome = await chromeLauncher.launch({chromeFlags: CHROME_FLAGS, logLevel: 'error'});
-const out = {pages: {}};
+const out = {pages: {}, retried: []};
 try {
   for (const [name, path] of [['index', '/'], ['result-page', `/r/${resultId}`]]) {
     out.pages[name] = [];
@@ -104,8 +115,12 @@ try {
         ? ['performance', 'accessibility', 'best-practices', 'seo']
         : ['performance'];
       const flags = {port: chrome.port, output: 'json', logLevel: 'error'};
-      const result = await lighthouse(base + path, flags, config(categories));
-      out.pages[name].push(summary(result.lhr));
+      let lhr = (await lighthouse(base + path, flags, config(categories))).lhr;
+      if (broken(lhr)) {  // once more: on a starved machine a run may lose its trace
+        out.retried.push({page: name, run, why: whyBroken(lhr)});
+        lhr = (await lighthouse(base + path, flags, config(categories))).lhr;
+      }
+      out.pages[name].push(summary(lhr));
     }
   }
   const browser = await puppeteer.connect({browserURL: `http://127.0.0.1:${chrome.port}`});
