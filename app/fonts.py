@@ -10,7 +10,8 @@ Ukrainian і or an emoji) falls back to the next font of the CSS stack.
 
 Nothing built is committed: `woff2(face)` builds a face with fontTools the
 first time it is asked for and keeps it in memory for the process (~0.4 s
-of CPU per face, so a process that never serves a font never pays). Its URL
+of CPU per face, and fontTools is imported only then, so a process that
+never serves a font never pays). Its URL
 must be known before that, when the first page is rendered, so a face's
 `version` is a hash of what determines the bytes — the source file, the
 subset below, the fontTools and Brotli versions — and the build keeps the
@@ -30,8 +31,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import font_source_sans_pro
-from fontTools import subset
-from fontTools.ttLib import TTFont
 
 RANGES = (
     (0x0020, 0x007E),  # Basic Latin
@@ -90,6 +89,11 @@ def woff2(name: str) -> bytes:
 
 @functools.cache
 def _build(name: str) -> bytes:
+    # Imported here: fontTools takes ~0.3–0.7 s to import, which only a process that
+    # serves a font should pay (not every test app, not the worker).
+    from fontTools import subset
+    from fontTools.ttLib import TTFont
+
     options = subset.Options()
     options.layout_features = list(_FEATURES)
     options.hinting = False
