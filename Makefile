@@ -63,4 +63,4 @@ soak: $(VENV)/.synced
 	$(VENV)/bin/python -m bench soak --seconds 60
 
 clean:
-	rm -rf $(TOOLS) $(VENV) var .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(TOOLS) $(VENV) var .pytest_cache .mypy_cache .ruff_cache tools/lighthouse/node_modules

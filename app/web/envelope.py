@@ -25,9 +25,10 @@ Litestar routes HEAD only to handlers that name it, so the request is passed
 on as a GET and the answer's body is dropped here.
 
 The headers are defined here, where they are applied. The page has no inline
-script or style (see templates/), so the Content-Security-Policy can forbid
-both; pictures may come from the object store's origin through a redirect,
-which the policy allows by name. (CSRF, rate limits and the body limit are
+script and one inline stylesheet (see templates/), so the Content-Security-Policy
+forbids inline scripts and allows that stylesheet by its hash alone
+(`security.style_sources`); pictures may come from the object store's origin
+through a redirect, which the policy allows by name. (CSRF, rate limits and the body limit are
 in `security`.)
 """
 
