@@ -77,6 +77,7 @@ def lighthouse(tmp_path_factory: pytest.TempPathFactory) -> Runs:
             "(needs node ≥ 18.20 and npm: apt-get install -y nodejs npm)",
             pytrace=False,
         )
+    home = tmp_path_factory.mktemp("lighthouse-home")  # Chromium writes its profile there
     with serving(tmp_path_factory.mktemp("lighthouse-server")) as server:
         figalization_id = ready_figalization(server.url)
         warm(server.url)
@@ -84,7 +85,7 @@ def lighthouse(tmp_path_factory: pytest.TempPathFactory) -> Runs:
         run = subprocess.run(
             [node, "audit.mjs", server.url, figalization_id, str(RUNS)],
             cwd=TOOL,
-            env={"PATH": "/usr/bin:/bin", "HOME": str(TOOL), "CHROME_PATH": str(CHROMIUM)},
+            env={"PATH": "/usr/bin:/bin", "HOME": str(home), "CHROME_PATH": str(CHROMIUM)},
             capture_output=True,
             text=True,
             timeout=240,
