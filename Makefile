@@ -38,13 +38,18 @@ audit: $(VENV)/.synced
 	$(VENV)/bin/pip-audit --strict --no-deps --disable-pip -r .audit-requirements.txt
 	rm -f .audit-requirements.txt
 
+# Lighthouse for tests/browser/test_lighthouse.py, exactly as locked (needs node ≥ 18.20 + npm).
+tools/lighthouse/node_modules/.installed: tools/lighthouse/package.json tools/lighthouse/package-lock.json
+	npm ci --prefix tools/lighthouse --no-audit --no-fund --loglevel=error
+	touch $@
+
 deploy-check: $(VENV)/.synced tools/checkov/.venv/.synced
 	$(VENV)/bin/pytest tests/deploy
 
 typecheck: $(VENV)/.synced
 	$(VENV)/bin/mypy
 
-test: lint typecheck tools/checkov/.venv/.synced
+test: lint typecheck tools/checkov/.venv/.synced tools/lighthouse/node_modules/.installed
 	$(VENV)/bin/pytest
 	$(VENV)/bin/python -m bench --docs test-artifacts soak --seconds 60
 
@@ -58,4 +63,4 @@ soak: $(VENV)/.synced
 	$(VENV)/bin/python -m bench soak --seconds 60
 
 clean:
-	rm -rf $(TOOLS) $(VENV) var .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(TOOLS) $(VENV) var .pytest_cache .mypy_cache .ruff_cache tools/lighthouse/node_modules

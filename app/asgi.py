@@ -51,7 +51,10 @@ from app.store.outbox import SqlOutbox
 from app.store.writes import FigalizationWriter
 from app.web import envelope, paths
 from app.web.api import ApiV2Controller, create_figalization, document_create_route
+from app.web.assets import hashed_asset
 from app.web.compat import CompatController
+from app.web.compression import compression
+from app.web.direct import direct
 from app.web.errors import exception_handlers
 from app.web.fragments import FragmentController, hint_poll, total_poll
 from app.web.ops import OpsController, ReadinessProbe
@@ -198,6 +201,7 @@ def create_app(settings: Settings) -> Litestar:
             ApiV2Controller,
             CompatController,
             OpsController,
+            hashed_asset,
             *static_files(),
         ],
         dependencies={
@@ -232,10 +236,13 @@ def create_app(settings: Settings) -> Litestar:
         ),
     )
     document_create_route(app)  # the ASGI create route's operation, which Litestar cannot derive
-    # Around the router too: every answer gets its headers. The rate limit's middleware must
-    # see the create route's POSTs, so with it on every route goes through the router.
+    # Around the router too: every answer gets its headers. Inside it, compression (it sees
+    # the status), then the hottest plain-ASGI routes, reached without the router — unless
+    # the rate limit is on: its middleware must see the create route's POSTs.
     hottest = [create_figalization, hint_poll, total_poll]
-    envelope.install(app, settings, direct_routes=[] if settings.rate_limit_per_minute else hottest)
+    routed = direct(app.asgi_handler, [] if settings.rate_limit_per_minute else hottest)
+    app.asgi_handler = compression(routed)
+    envelope.install(app, settings)
     return app
 
 
@@ -249,7 +256,8 @@ def swagger_ui_assets() -> Path:
 
 
 def static_files() -> list[Any]:
-    """Our CSS, and the third-party assets straight from their packages (no CDN)."""
+    """Our CSS, and the third-party assets straight from their packages (no CDN), under the
+    names of old releases with a day's cache; the pages link the hashed ones (`assets`)."""
     sources = {
         "/assets": PACKAGE / "web" / "static",
         "/vendor/htmx": Path(js_lib_htmx.__file__).parent / "static" / "htmx",

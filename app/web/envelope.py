@@ -25,9 +25,10 @@ Litestar routes HEAD only to handlers that name it, so the request is passed
 on as a GET and the answer's body is dropped here.
 
 The headers are defined here, where they are applied. The page has no inline
-script or style (see templates/), so the Content-Security-Policy can forbid
-both; pictures may come from the object store's origin through a redirect,
-which the policy allows by name. (CSRF, rate limits and the body limit are
+script and one inline stylesheet (see templates/), so the Content-Security-Policy
+forbids inline scripts and allows that stylesheet by its hash alone
+(`security.style_sources`); pictures may come from the object store's origin
+through a redirect, which the policy allows by name. (CSRF, rate limits and the body limit are
 in `security`.)
 """
 
@@ -43,7 +44,6 @@ from urllib.parse import urlsplit
 
 from litestar import Litestar
 from litestar.enums import ScopeType
-from litestar.handlers import ASGIRouteHandler
 from litestar.types import ASGIApp, Message, Receive, ReceiveMessage, Scope, Send
 
 from app.logs import request_id_var
@@ -51,7 +51,7 @@ from app.metrics import HTTP_DURATION, HTTP_IN_FLIGHT, HTTP_REQUESTS
 from app.settings import Settings
 from app.web import paths
 from app.web.asgi_answers import answer
-from app.web.direct import direct
+from app.web.security import style_sources
 
 CLIENT_CLOSED = 499  # nginx's status for a client that closed the connection before the answer
 UNMATCHED = "unmatched"  # the route label of every request no route matched (404, 405)
@@ -72,11 +72,10 @@ _PREFLIGHT = [
 ]
 
 
-def install(app: Litestar, settings: Settings, *, direct_routes: list[ASGIRouteHandler]) -> None:
+def install(app: Litestar, settings: Settings) -> None:
     """Put the envelope around everything the app answers, its router and its app-level
-    exception handler included (see the module doc), and `direct_routes` inside it, in
-    front of the router (`direct`)."""
-    app.asgi_handler = envelope_middleware(settings)(direct(app.asgi_handler, direct_routes))
+    exception handler included (see the module doc)."""
+    app.asgi_handler = envelope_middleware(settings)(app.asgi_handler)
 
 
 def envelope_middleware(settings: Settings) -> Any:
@@ -203,7 +202,7 @@ def content_security_policy(settings: Settings) -> str:
         [
             "default-src 'self'",
             "script-src 'self'",
-            "style-src 'self'",
+            f"style-src {style_sources()}",
             f"img-src {' '.join(images)}",
             "font-src 'self'",
             "connect-src 'self'",

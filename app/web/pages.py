@@ -1,4 +1,4 @@
-"""The HTML pages: the figalizer at `/`, its form post, and `/r/{id}`.
+"""The HTML pages: the figalizer at `/`, its form post, `/r/{id}`, and the live-updates switch.
 
 `/` is a plain-ASGI route, as the API's create route is (`api`): the form
 POST is the figalization people make in a browser, and a typed handler with
@@ -12,17 +12,25 @@ and sends the bytes. The page router's CSRF middleware
 limit counts it (`FIGALIZES`) and the app's exception handlers render its
 errors. A plain-ASGI route takes every method: GET and HEAD are the page,
 OPTIONS says what is allowed, anything else is a 405.
+
+`POST /live` pauses or resumes the page's live updates (WCAG 2.2.2) for the
+visit: a session cookie, read when a page is rendered, which then carries
+no polling (`live_paused`). Polls themselves never read it (they are the
+hottest route); a tab opened before the pause keeps polling until reloaded.
 """
 
 from __future__ import annotations
 
 import re
+from typing import Annotated, Any
 from urllib.parse import unquote_plus
 
-from litestar import Controller, asgi, get
+from litestar import Controller, Request, asgi, get, post
+from litestar.datastructures import Cookie
+from litestar.enums import RequestEncodingType
 from litestar.exceptions import MethodNotAllowedException, NotFoundException, ValidationException
-from litestar.params import FromPath
-from litestar.response import Template
+from litestar.params import Body, FromPath
+from litestar.response import Redirect, Template
 from litestar.types import Receive, Scope, Send
 
 from app.domain.phrase import PhraseError
@@ -33,13 +41,15 @@ from app.web import paths
 from app.web.asgi_answers import Headers, answer, read_body
 from app.web.deps import RuntimeDep
 from app.web.security import FIGALIZES, MAX_BODY_BYTES
-from app.web.templating import HTML_HEADERS, page, render_page, result_answer
+from app.web.templating import HTML, HTML_HEADERS, page, page_context, render_page, result_answer
 from app.web.views import ResultView, result_view
 
 INDEX = "pages/index.html"
 _FIELDS = ("phrase", "scheme")
 _ESCAPES = re.compile("(?:%[0-9A-Fa-f]{2})+")
 _ALLOW: Headers = [(b"allow", b"GET, HEAD, OPTIONS, POST")]
+LIVE_COOKIE = "figa_live"
+_PAUSED = re.compile(rb"(?:^|;)\s*figa_live=paused\s*(?:;|$)")
 
 
 @asgi("/", name="index", is_mount=False, copy_scope=False, include_in_schema=False, opt=FIGALIZES)
@@ -50,7 +60,8 @@ async def figalizer_page(scope: Scope, receive: Receive, send: Send) -> None:
         await _figalize(scope, receive, send)
     elif method == "GET":
         runtime: Runtime = scope["litestar_app"].state.runtime
-        await answer(send, 200, HTML_HEADERS, render_page(scope, runtime, INDEX))
+        html = render_page(scope, runtime, INDEX, paused=live_paused(scope))
+        await answer(send, 200, HTML_HEADERS, html)
     elif method == "OPTIONS":
         await answer(send, 204, _ALLOW)
     else:
@@ -74,7 +85,13 @@ async def _figalize(scope: Scope, receive: Receive, send: Send) -> None:
             await _answer_fragment(scope, send, phrase, error=error.message)
             return
         html = render_page(
-            scope, runtime, INDEX, phrase=phrase, selected_scheme=scheme, error=error.message
+            scope,
+            runtime,
+            INDEX,
+            phrase=phrase,
+            selected_scheme=scheme,
+            error=error.message,
+            paused=live_paused(scope),
         )
         await answer(send, 422, HTML_HEADERS, html)
         return
@@ -83,7 +100,15 @@ async def _figalize(scope: Scope, receive: Receive, send: Send) -> None:
         await _answer_fragment(scope, send, phrase, result=result)
         return
     phrase = outcome.figalization.phrase
-    html = render_page(scope, runtime, INDEX, phrase=phrase, selected_scheme=scheme, result=result)
+    html = render_page(
+        scope,
+        runtime,
+        INDEX,
+        phrase=phrase,
+        selected_scheme=scheme,
+        result=result,
+        paused=live_paused(scope),
+    )
     await answer(send, 200, HTML_HEADERS, html)
 
 
@@ -130,11 +155,53 @@ def _decoded(escapes: re.Match[str]) -> str:
     return bytes.fromhex(escapes.group().replace("%", "")).decode("utf-8", "replace")
 
 
+def live_paused(scope: Scope) -> bool:
+    """Whether this visitor paused the live updates (`POST /live`)."""
+    headers = scope["headers"]
+    return any(name == b"cookie" and _PAUSED.search(value) for name, value in headers)
+
+
+def _local(path: str) -> str:
+    """Where to go back after the switch: a path of this site, never another origin."""
+    if not path.startswith("/") or path.startswith(("//", "/\\")):
+        return "/"
+    return path
+
+
 class PageController(Controller):
     include_in_schema = False
 
+    @post(paths.LIVE_UPDATES, name="live-updates", status_code=200)
+    async def live_updates(
+        self,
+        request: Request[Any, Any, Any],
+        runtime: RuntimeDep,
+        data: Annotated[dict[str, str], Body(media_type=RequestEncodingType.URL_ENCODED)],
+    ) -> Template | Redirect:
+        """Pause or resume, for the rest of the visit (a session cookie). With htmx: the
+        control and the live paragraphs of the page, out of band; without: back to it."""
+        paused = data.get("updates") == "pause"
+        here = _local(data.get("next", "/"))
+        cookie = Cookie(
+            key=LIVE_COOKIE,
+            value="paused" if paused else "",
+            max_age=None if paused else 0,  # no lifetime: the browser forgets it with the visit
+            path="/",
+            httponly=True,
+            samesite="lax",
+            secure=runtime.settings.public_base.startswith("https://"),
+        )
+        if request.headers.get("hx-request") != "true":
+            return Redirect(here, status_code=303, cookies=[cookie])
+        context = page_context(runtime, {"paused": paused, "here": here})
+        return Template(
+            "fragments/live_updates.html", context=context, media_type=HTML, cookies=[cookie]
+        )
+
     @get(paths.RESULT_PAGES + "/{figalization_id:str}", name="result-page")
-    async def result_page(self, runtime: RuntimeDep, figalization_id: FromPath[str]) -> Template:
+    async def result_page(
+        self, request: Request[Any, Any, Any], runtime: RuntimeDep, figalization_id: FromPath[str]
+    ) -> Template:
         figalization = await runtime.figalizer.get(figalization_id)
         if figalization is None:
             raise NotFoundException("Такой фигализации у нас нет")
@@ -144,4 +211,6 @@ class PageController(Controller):
             "pages/result.html",
             result=result,
             base_url=runtime.settings.public_base,  # never the Host header: the client's
+            paused=live_paused(request.scope),
+            here=paths.result_path(figalization_id),
         )

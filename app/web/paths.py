@@ -17,6 +17,7 @@ RESULT_PAGES = "/r"
 FRAGMENTS = "/fragments"
 HINT_POLL = FRAGMENTS + "/hint"
 TOTAL_POLL = FRAGMENTS + "/total"
+LIVE_UPDATES = "/live"  # the page's switch that pauses and resumes its live updates
 
 
 def image_path(figalization_id: str) -> str:

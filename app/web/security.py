@@ -8,7 +8,8 @@ route is defined), so no list of paths here can drift from the routes; the
 client is the address uvicorn's proxy-headers rule settles on (the right-most
 X-Forwarded-For entry that is not one of `FIGA_FORWARDED_ALLOW_IPS`), never
 an entry the client wrote. No request body may be larger than `MAX_BODY_BYTES`.
-(The security headers and CSP are defined where they are applied: `envelope`.)
+(The security headers and CSP are defined where they are applied, `envelope`; the inline
+stylesheet's hash that its `style-src` allows is given here, `style_sources`.)
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from litestar.middleware import DefineMiddleware
 from litestar.middleware.rate_limit import RateLimitConfig
 
 from app.settings import Settings
+from app.web.assets import catalogue
 from app.web.csrf import CsrfMiddleware
 
 MAX_BODY_BYTES = 4096  # spec/api.md: bodies over 4 KiB are refused with 413
@@ -53,3 +55,8 @@ def rate_limit_config(settings: Settings) -> RateLimitConfig | None:
         rate_limit=("minute", settings.rate_limit_per_minute),
         check_throttle_handler=figalizing,
     )
+
+
+def style_sources() -> str:
+    """The CSP's `style-src`: our origin, and the pages' inline stylesheet by its hash."""
+    return f"'self' '{catalogue().style_hash}'"

@@ -22,7 +22,8 @@ from litestar.utils.scope.state import ScopeState
 
 from app.runtime import Runtime
 from app.web.asgi_answers import Headers
-from app.web.paths import image_path, result_path
+from app.web.assets import template_globals
+from app.web.paths import LIVE_UPDATES, image_path, result_path
 from app.web.prerendered import ResultAnswer
 
 HTML = MediaType.HTML  # given, so Litestar does not guess it from the file name per render
@@ -107,5 +108,10 @@ def configure_jinja(engine: JinjaTemplateEngine) -> None:
     templates are files of the release, never edited under a running server, so Jinja
     need not stat each one on every render (its `auto_reload`)."""
     engine.engine.filters |= {"plural": plural, "thousands": thousands}
-    engine.engine.globals |= {"image_path": image_path, "result_path": result_path}
+    engine.engine.globals |= {
+        "image_path": image_path,
+        "result_path": result_path,
+        "live_updates_path": LIVE_UPDATES,
+    }
+    engine.engine.globals |= template_globals()  # hashed asset URLs, the inline stylesheet
     engine.engine.auto_reload = False

@@ -13,6 +13,7 @@ reads counts relative to what it saw first, never absolute numbers.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import sys
@@ -63,15 +64,25 @@ class Server:
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """`figachechnaya serve` on a free port, stopped when the session ends."""
     folder = tmp_path_factory.mktemp("browser-server")
+    with serving(
+        folder,
+        FIGA_POLL_SECONDS=str(POLL_SECONDS),
+        FIGA_LIVE_REFRESH_SECONDS=str(LIVE_REFRESH_SECONDS),
+    ) as started:
+        yield started
+
+
+@contextlib.contextmanager
+def serving(folder: Path, **settings: str) -> Iterator[Server]:
+    """`figachechnaya serve` in `folder` with these settings over the tests' own."""
     port = free_port()
     env = {name: value for name, value in os.environ.items() if not name.startswith("FIGA_")}
     env |= {
         "FIGA_DATABASE_URL": f"sqlite+aiosqlite:///{folder / 'db.sqlite3'}",
         "FIGA_IMAGE_STORE_URL": str(folder / "images"),
-        "FIGA_POLL_SECONDS": str(POLL_SECONDS),
-        "FIGA_LIVE_REFRESH_SECONDS": str(LIVE_REFRESH_SECONDS),
         "FIGA_RATE_LIMIT_PER_MINUTE": "0",  # every page here comes from one address
         "FIGA_METRICS_PORT": "0",  # no fixed port: another test's server may hold 9101
+        **settings,
     }
     command = Path(sys.executable).with_name("figachechnaya")
     process = ServerProcess(

@@ -96,7 +96,7 @@ async def test_the_error_page_of_a_form_sent_without_javascript(new_context: New
     async def no_htmx(route: Route) -> None:
         await route.abort()
 
-    await page.route("**/vendor/htmx/**", no_htmx)
+    await page.route("**/static/htmx.*.js", no_htmx)
     await page.goto("/")
     async with page.expect_response(lambda response: response.request.method == "POST") as sent:
         await submit(page, "Hello")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import re
 from pathlib import Path
 from typing import Any
@@ -34,22 +36,39 @@ async def test_the_page_has_a_labelled_field_schemes_a_button_hint_and_counter(
     assert '<button class="button" type="submit">' in html
     assert "Станьте первым" in html
     assert "Отфигачено уже <strong>0</strong> раз" in html
-    assert 'src="/vendor/htmx/htmx.min.js"' in html
+    assert re.search(r'<script src="/static/htmx\.[0-9a-f]{16}\.js" defer>', html)
 
 
-async def test_the_page_uses_no_inline_scripts_or_styles(client: Client) -> None:
+async def test_the_page_uses_no_inline_scripts_and_only_the_stylesheet_its_policy_hashes(
+    client: Client,
+) -> None:
     await figalize(client, "кот")
-    html = (await client.get("/")).text
+    response = await client.get("/")
+    html = response.text
     assert not re.search(r"<script(?![^>]*\bsrc=)[^>]*>", html)
     assert " style=" not in html
-    assert "<style" not in html
+    styles = re.findall(r"<style>(.*?)</style>", html, re.DOTALL)
+    assert len(styles) == 1
+    assert html.count("<style") == 1
+    digest = base64.b64encode(hashlib.sha256(styles[0].encode()).digest()).decode()
+    style_src = re.search(r"style-src ([^;]*)", response.headers["content-security-policy"])
+    assert style_src
+    assert style_src.group(1) == f"'self' 'sha256-{digest}'"
 
 
-async def test_polled_regions_are_polite_live_regions(client: Client) -> None:
+async def test_polled_regions_poll_but_only_the_result_is_a_live_region(client: Client) -> None:
+    """Issue 16: the visitor's own result is the one status message; the hint and the
+    counter change visibly, unannounced (README, «The page and assistive technology»)."""
     html = (await client.get("/")).text
-    assert '<div class="hint-region" aria-live="polite"><p class="hint" id="hint"' in html
-    assert '<div class="total-region" aria-live="polite"><p class="total" id="total"' in html
+    assert '<div class="hint-region"><p class="hint" id="hint"' in html
+    assert '<div class="total-region"><p class="total" id="total"' in html
     assert attribute(html, "hint", "hx-trigger") == "every 2.0s"
+    assert attribute(html, "total", "hx-trigger") == "every 2.0s"
+    assert re.findall(r"aria-live|role=\"(?:status|alert|log)\"", html) == [
+        'role="alert"',  # the field's error, the visitor's own too
+        'role="status"',  # the result region
+    ]
+    assert '<div id="result" class="result-region" role="status">' in html
 
 
 async def test_the_form_without_javascript_returns_the_whole_page_with_the_result(
