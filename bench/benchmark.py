@@ -2,8 +2,9 @@
 
 In order: the engine and the renderer alone (quiet machine), the servers,
 the ceiling app, the web site (figalizations, hello/POST rounds for the CPU
-per request, polls), the picture site (one worker at 50 req/s, then 1, 2 and
-4 workers), the report and the capacity model. Exits 1 when a
+per request, polls), the picture site (1, 2 and 4 workers on a backlog, then
+one worker loaded at half the rate one worker made), the report and the
+capacity model. Exits 1 when a
 target is missed, naming it; every server it started is stopped, whatever
 happens.
 """
@@ -19,7 +20,13 @@ import httpx
 from bench import capacity, report
 from bench.cpu import cpu_during
 from bench.engine import measure_engine
-from bench.pictures import measure_render, measure_render_ratio, measure_scaling, measure_steady
+from bench.pictures import (
+    STEADY_SHARE,
+    measure_render,
+    measure_render_ratio,
+    measure_scaling,
+    measure_steady,
+)
 from bench.results import BenchResults, Machine, evaluate
 from bench.stack import running_stack
 from bench.web import measure_ceiling, measure_web
@@ -53,17 +60,18 @@ async def run_benchmark(docs: Path) -> int:
         web = await measure_web(stack, app, app_url, web_site, hello, hello_url)
         stack.stop(app)
         stack.stop(hello)
-        say("pictures: one worker at 50 req/s, then 1, 2 and 4 workers")
+        say("pictures: 1, 2 and 4 workers on a backlog, then one worker at half its capacity")
         picture_site = await stack.new_site("pictures")
         app, app_url = stack.start_app(picture_site)
-        [(worker, metrics_url)] = stack.start_workers(picture_site, 1)
         async with httpx.AsyncClient(base_url=app_url, timeout=10.0) as client:
+            scaling = await measure_scaling(client, stack, picture_site)
+            rate = max(1, round(STEADY_SHARE * scaling[0].jobs_per_second))
+            [(worker, metrics_url)] = stack.start_workers(picture_site, 1)
             steady, worker_cpu = await cpu_during(
                 {"worker": worker.cpu_seconds},
-                measure_steady(client, picture_site, app, worker, metrics_url),
+                measure_steady(client, picture_site, app, worker, metrics_url, rate=rate),
             )
             stack.stop(worker)
-            scaling = await measure_scaling(client, stack, picture_site)
     results = BenchResults(
         machine,
         ceiling,

@@ -34,7 +34,7 @@ from bench.stack import Process, Site, Stack
 from workers.layout import layout_card
 from workers.render import paint_rgb, render_card
 
-STEADY_RATE = 50  # requests/s: 50 connections, each one request a second
+STEADY_SHARE = 0.5  # of one worker's measured capacity: the end-to-end target's load (issue 13)
 STEADY_SECONDS = 20.0
 E2E_BOUND_SECONDS = 1.0
 DRAIN_LIMIT_SECONDS = 120.0
@@ -50,6 +50,7 @@ class Spread:
 
 @dataclass
 class Steady:
+    rate: int  # figalizations/s offered: connections, each one request a second
     load: WrkResult
     end_to_end_seconds: Spread  # estimated from the worker's histogram
     end_to_end_share_within_bound: float  # exact: the 1 s bucket
@@ -57,9 +58,10 @@ class Steady:
     upload_ms: Spread
     drain_seconds: float  # after the load stopped, until nothing was pending
     statuses: dict[str, int]
-    rows: int
+    rows: int  # of the whole picture site (the scaling runs' included)
     counter: int
     objects: int
+    pictures: int  # drawn during this run (warm-up and drain included)
     app_rss_bytes: int
     worker_rss_bytes: int
 
@@ -157,15 +159,22 @@ def api_requests() -> list[Request]:
 
 
 async def measure_steady(
-    client: httpx.AsyncClient, site: Site, app: Process, worker: Process, metrics_url: str
+    client: httpx.AsyncClient,
+    site: Site,
+    app: Process,
+    worker: Process,
+    metrics_url: str,
+    *,
+    rate: int,
 ) -> Steady:
-    """The app and one worker are running; warm up, load at 50/s, drain, compare."""
+    """The app and one worker are running; warm up, load at `rate`/s, drain, compare."""
+    rows_before = await site.scalar("SELECT count(*) FROM figalization")
     for phrase in PHRASES[:5]:  # the worker joins its group and loads its fonts
         (await client.post("/api/v2/figalizations", json={"phrase": phrase})).raise_for_status()
     await wait_drained(site, within=60.0)
     before = await scrape(client, metrics_url)
     load = await Wrk(str(client.base_url)).run(
-        connections=STEADY_RATE,
+        connections=rate,
         seconds=STEADY_SECONDS,
         requests=api_requests(),
         headers=["Content-Type: application/json"],
@@ -174,7 +183,9 @@ async def measure_steady(
     drain = await wait_drained(site, within=DRAIN_LIMIT_SECONDS)
     delta = (await scrape(client, metrics_url)).minus(before)
     end_to_end = delta.buckets("figachechnaya_image_end_to_end_seconds")
+    rows = await site.scalar("SELECT count(*) FROM figalization")
     return Steady(
+        rate=rate,
         load=load,
         end_to_end_seconds=_histogram_spread(delta, "figachechnaya_image_end_to_end_seconds", 1),
         end_to_end_share_within_bound=share_at_most(end_to_end, E2E_BOUND_SECONDS),
@@ -182,9 +193,10 @@ async def measure_steady(
         upload_ms=_histogram_spread(delta, "figachechnaya_image_upload_seconds", 1000),
         drain_seconds=drain,
         statuses=await site.image_statuses(),
-        rows=await site.scalar("SELECT count(*) FROM figalization"),
+        rows=rows,
         counter=int((await client.get("/api/v2/stats")).json()["total"]),
         objects=site.stored_pictures(),
+        pictures=rows - rows_before,
         app_rss_bytes=app.rss_bytes(),
         worker_rss_bytes=worker.rss_bytes(),
     )
@@ -207,7 +219,8 @@ async def wait_drained(site: Site, *, within: float) -> float:
 
 
 async def measure_scaling(client: httpx.AsyncClient, stack: Stack, site: Site) -> list[Scaling]:
-    """Jobs/s with 1, 2 and 4 workers (no worker may be running when this starts)."""
+    """Jobs/s with 1, 2 and 4 workers on a backlog (no worker may be running when this
+    starts); one worker's rate is also what the steady run's load is a share of."""
     results = []
     for count in SCALING_WORKERS:
         ready_before = await _ready(site)

@@ -233,7 +233,8 @@ def _pictures(results: BenchResults) -> str:
         " | worker histogram (estimate) |",
         f"| upload to S3 (moto) | {steady.upload_ms.p50:.1f} ms | {steady.upload_ms.p99:.1f} ms"
         " | worker histogram (estimate) |",
-        f"| request → stored image at {steady.load.requests_per_second:.0f} req/s, one worker | "
+        f"| request → stored image at {steady.load.requests_per_second:.0f} req/s (half one "
+        "worker's backlog rate), one worker | "
         f"{e2e.p50:.2f} s | {e2e.p99:.2f} s | worker histogram (estimate); "
         f"{steady.end_to_end_share_within_bound:.1%} within 1 s |",
         "",
@@ -247,13 +248,15 @@ def _pictures(results: BenchResults) -> str:
     rows += [
         "",
         f"Worker CPU per picture (steady run: {results.worker_cpu_seconds:.2f} s of the worker's "
-        f"CPU for {steady.rows:,} pictures, warm-up and drain included): "
+        f"CPU for {steady.pictures:,} pictures, warm-up and drain included): "
         f"**{results.worker_cpu_ms_per_picture:.1f} ms**.",
         "",
         f"Jobs/s: {pictures.SCALING_JOBS} jobs queued while no worker ran, then N workers "
         "started together; the rate is counted between 10% and 90% of the pictures made "
         "(start-up and group join excluded). Every worker shares the machine's "
-        f"{results.machine.cores} cores with the app, PostgreSQL, the broker and the S3 server.",
+        f"{results.machine.cores} cores with the app, PostgreSQL, the broker and the S3 server. "
+        f"The renderer alone on one core: {results.renderer_rate:.0f} cards/s "
+        f"(1 ÷ its in-process p50 of {results.render_ms.p50:.1f} ms).",
     ]
     return "\n".join(rows)
 
@@ -313,9 +316,10 @@ METHOD = """## How it is measured
 - **Two sites**: the web runs store tens of thousands of figalizations in a minute, and one
   worker draws a few dozen pictures a second, so they use their own database and topic
   with no worker: there the benchmark proves "stored, counted and job published" (the
-  outbox empties into Kafka). "Pictured" is proven on a second database and topic at a
-  steady 50 requests/s (wrk, 50 connections each sending one request a second) with one
-  worker, where every figalization must end `ready` with its PNG in the bucket.
+  outbox empties into Kafka). "Pictured" is proven on a second database and topic: first
+  1, 2 and 4 workers on a backlog, then one worker at a steady half of the rate one worker
+  made there (wrk, that many connections each sending one request a second), where every
+  figalization must end `ready` with its PNG in the bucket.
 - **Workers** run under `nice -n 10`: pictures are background work and must not take the
   web tier's CPU; the kernel gives them what the app leaves.
 - **CPU per request**: the server's process tree's CPU time (`/proc/PID/stat` utime +

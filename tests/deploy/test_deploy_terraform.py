@@ -273,7 +273,8 @@ def test_ci_gets_one_kubeconfig_per_environment(parse_hcl: Any) -> None:
 
 
 def connections_per_pod(deployment: dict[str, Any], settings: dict[str, str]) -> int:
-    """What one pod's process may open: pool + overflow, plus the app's group commit."""
+    """What one pod's process may open: pool + overflow, plus the two connections an app
+    keeps outside its pool (the group commit's and the relay's deletes')."""
     (container,) = deployment["spec"]["template"]["spec"]["containers"]
     env = {e["name"]: e["value"] for e in container.get("env", []) if "value" in e}
     fields = Settings.model_fields
@@ -283,8 +284,8 @@ def connections_per_pod(deployment: dict[str, Any], settings: dict[str, str]) ->
         key = PREFIX + name.upper()
         return int(env.get(key, settings.get(key, default)))
 
-    group_commit = 1 if deployment["metadata"]["name"] == "figachechnaya-app" else 0
-    return setting("db_pool_size") + setting("db_pool_overflow") + group_commit
+    own = 2 if deployment["metadata"]["name"] == "figachechnaya-app" else 0
+    return setting("db_pool_size") + setting("db_pool_overflow") + own
 
 
 def surge(deployment: dict[str, Any], replicas: int) -> int:

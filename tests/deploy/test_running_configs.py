@@ -99,6 +99,12 @@ def ports() -> dict[str, int]:
 
 @pytest.fixture
 def pictures(s3_service: S3Service) -> Iterator[S3Service]:
+    with compose_bucket(s3_service) as s3:
+        yield s3
+
+
+@contextmanager
+def compose_bucket(s3_service: S3Service) -> Iterator[S3Service]:
     """Compose's bucket on the S3 server, its images/ readable by anyone, as minio-init sets up."""
     s3_service.ensure_running()
     filesystem = s3_service.filesystem()

@@ -42,6 +42,7 @@ from tests.deploy.test_log_pipeline import (
 )
 from tests.deploy.test_running_configs import (
     answers_ok,
+    compose_bucket,
     eventually,
     running,
     service_address,
@@ -96,20 +97,8 @@ def app_lines(app: App, request_id: str) -> list[dict[str, Any]]:
 @pytest.fixture(scope="module")
 def bucket(s3_service: S3Service) -> Iterator[S3Service]:
     """Compose's bucket, its images/ readable by anyone, as minio-init sets it up."""
-    s3_service.ensure_running()
-    filesystem = s3_service.filesystem()
-    created = not filesystem.exists(BUCKET)
-    if created:
-        filesystem.mkdir(BUCKET)
-    read = {"Effect": "Allow", "Principal": {"AWS": ["*"]}, "Action": ["s3:GetObject"]}
-    read["Resource"] = [f"arn:aws:s3:::{BUCKET}/images/*"]
-    policy = json.dumps({"Version": "2012-10-17", "Statement": [read]})
-    filesystem.call_s3("put_bucket_policy", Bucket=BUCKET, Policy=policy)
-    try:
-        yield s3_service
-    finally:
-        if created:
-            s3_service.delete_bucket(BUCKET)
+    with compose_bucket(s3_service) as s3:
+        yield s3
 
 
 def app_environment(
