@@ -54,7 +54,7 @@ from app.web.api import ApiV2Controller, create_figalization, document_create_ro
 from app.web.assets import hashed_asset
 from app.web.compat import CompatController
 from app.web.compression import compression
-from app.web.direct import direct
+from app.web.direct import direct, plain
 from app.web.errors import exception_handlers
 from app.web.fragments import FragmentController, hint_poll, total_poll
 from app.web.ops import OpsController, ReadinessProbe
@@ -186,13 +186,14 @@ def create_app(settings: Settings) -> Litestar:
                 await asyncio.gather(*tasks, return_exceptions=True)
                 await process.close()
 
+    page_csrf = csrf(settings)  # one instance, one secret: the router's and `direct`'s
     app = Litestar(
         route_handlers=[
             # CSRF protects the form, so only the page's routes pay for it.
             Router(
                 path="/",
                 route_handlers=[figalizer_page, PageController],
-                middleware=[csrf(settings)],
+                middleware=[page_csrf],
             ),
             FragmentController,
             hint_poll,
@@ -239,8 +240,11 @@ def create_app(settings: Settings) -> Litestar:
     # Around the router too: every answer gets its headers. Inside it, compression (it sees
     # the status), then the hottest plain-ASGI routes, reached without the router — unless
     # the rate limit is on: its middleware must see the create route's POSTs.
-    hottest = [create_figalization, hint_poll, total_poll]
-    routed = direct(app.asgi_handler, [] if settings.rate_limit_per_minute else hottest)
+    hottest = {
+        **plain(create_figalization, hint_poll, total_poll),
+        **{path: page_csrf(figalizer_page.fn) for path in figalizer_page.paths},
+    }
+    routed = direct(app.asgi_handler, {} if settings.rate_limit_per_minute else hottest)
     app.asgi_handler = compression(routed)
     envelope.install(app, settings)
     return app

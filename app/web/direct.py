@@ -1,7 +1,9 @@
 """The hottest plain-ASGI routes, reached without Litestar's router.
 
-The create route and the two live polls are plain ASGI handlers already
-(`api.create_figalization`, `fragments`): for them Litestar's own layers — the
+The create route, the two live polls and the page with its form are plain
+ASGI handlers already (`api.create_figalization`, `fragments`, `pages`; the
+page inside its CSRF middleware, the same instance its router uses, so one
+secret signs every token): for them Litestar's own layers — the
 exception middleware's wrapped `send`, the router's host check and path
 lookup, the route's guard check and scope copy — cost about as much as
 their work. `direct` looks their exact path up in a dict and calls the
@@ -16,6 +18,7 @@ middleware must see the create route's POSTs, nothing is taken directly.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from litestar import Request
@@ -28,9 +31,15 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from app.web.errors import exception_handlers
 
 
-def direct(app: ASGIApp, handlers: list[ASGIRouteHandler]) -> ASGIApp:
-    """`app` with `handlers` (plain-ASGI routes of one exact path each) called directly."""
-    routes = {path: handler.fn for handler in handlers for path in handler.paths}
+def plain(*handlers: ASGIRouteHandler) -> dict[str, ASGIApp]:
+    """The exact paths of plain-ASGI route handlers and their functions, for `direct`."""
+    return {path: handler.fn for handler in handlers for path in handler.paths}
+
+
+def direct(app: ASGIApp, routes: Mapping[str, ASGIApp]) -> ASGIApp:
+    """`app` with `routes` (an exact path each, and what answers it: a plain-ASGI handler,
+    maybe inside its route's own middleware) called directly."""
+    routes = dict(routes)
     render = exception_handlers()[Exception]
 
     async def dispatch(scope: Scope, receive: Receive, send: Send) -> None:
