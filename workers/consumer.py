@@ -34,7 +34,7 @@ from app.metrics import ASSIGNED_PARTITIONS, CONSUMER_LAG, JOBS_CONSUMED
 from app.operations_port import OperationsPort
 from app.settings import Settings
 from app.store.database import Database
-from app.store.pictures import SqlPictureRecords
+from app.store.pictures import picture_records
 from workers.assignment import AssignmentReport
 from workers.handover import Handover
 from workers.liveness import Heartbeat
@@ -80,7 +80,7 @@ async def work(settings: Settings, stopping: asyncio.Event, heartbeat: Heartbeat
     database = Database.from_settings(settings)
     images = FsspecImageStore(settings)
     policy = RetryPolicy(max_attempts=settings.image_max_attempts)
-    records = SqlPictureRecords(database)
+    records = picture_records(database)
     maker = PictureMaker(images, records, policy, stopping=stopping, waiting=heartbeat.beat)
     # A rebalance waits for the batch's commit, and is logged with what it gives this worker.
     handover = Handover(wait_seconds=FINISH_SECONDS, report=AssignmentReport(settings.kafka_topic))
@@ -95,6 +95,7 @@ async def work(settings: Settings, stopping: asyncio.Event, heartbeat: Heartbeat
             await at_most(CLOSE_SECONDS, consumer.stop(), "leaving the group")
             ASSIGNED_PARTITIONS.set(0)  # aiokafka calls no listener on leaving
     finally:
+        await at_most(CLOSE_SECONDS, records.close(), "closing the picture records")
         await at_most(CLOSE_SECONDS, database.close(), "closing the database")
         await images.close()
 
