@@ -93,13 +93,16 @@ class Process:
 
     async def _in_process_worker(self, queue: InProcessQueue) -> None:
         """The single-process mode draws pictures itself; only then is Pillow imported."""
-        from app.store.pictures import SqlPictureRecords
+        from app.store.pictures import picture_records
         from workers.inprocess import serve_in_process
         from workers.pipeline import RetryPolicy
 
         policy = RetryPolicy(max_attempts=self.runtime.settings.image_max_attempts)
-        pictures = SqlPictureRecords(self.database)
-        await serve_in_process(queue, self.runtime.images, pictures, policy)
+        pictures = picture_records(self.database)  # the worker's own choice, as `worker` makes it
+        try:
+            await serve_in_process(queue, self.runtime.images, pictures, policy)
+        finally:
+            await pictures.close()
 
     async def close(self) -> None:
         with contextlib.suppress(Exception):  # hand over what is ready before stopping

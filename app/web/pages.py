@@ -84,32 +84,39 @@ async def _figalize(scope: Scope, receive: Receive, send: Send) -> None:
         if htmx:  # htmx does not swap 4xx bodies: the error is content of a 200
             await _answer_fragment(scope, send, phrase, error=error.message)
             return
-        html = render_page(
-            scope,
-            runtime,
-            INDEX,
-            phrase=phrase,
-            selected_scheme=scheme,
-            error=error.message,
-            paused=live_paused(scope),
-        )
-        await answer(send, 422, HTML_HEADERS, html)
+        await _answer_page(scope, send, runtime, 422, phrase, scheme, error=error.message)
         return
     result = result_view(runtime.figalizer, outcome.figalization, stored=outcome.stored)
     if htmx:
         await _answer_fragment(scope, send, phrase, result=result)
         return
     phrase = outcome.figalization.phrase
+    await _answer_page(scope, send, runtime, 200, phrase, scheme, result=result)
+
+
+async def _answer_page(
+    scope: Scope,
+    send: Send,
+    runtime: Runtime,
+    status: int,
+    phrase: str,
+    scheme: str,
+    *,
+    error: str | None = None,
+    result: ResultView | None = None,
+) -> None:
+    """The whole page with the form's phrase and scheme, and its error or its result."""
     html = render_page(
         scope,
         runtime,
         INDEX,
         phrase=phrase,
         selected_scheme=scheme,
+        error=error,
         result=result,
         paused=live_paused(scope),
     )
-    await answer(send, 200, HTML_HEADERS, html)
+    await answer(send, status, HTML_HEADERS, html)
 
 
 async def _answer_fragment(
