@@ -19,16 +19,20 @@ retries included, runs under one deadline.
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Protocol
+from collections.abc import Awaitable
+from typing import Any, Protocol, TypeVar
 
 import fsspec
 from fsspec.asyn import AsyncFileSystem
 
 from app.outages import ImageStoreUnavailable
+from app.s3_put import SignedPut
 from app.settings import Settings
 
 PRESIGNED_SECONDS = 3600
 CONNECT_TIMEOUT_SECONDS = 3.0  # a TCP handshake within a region takes milliseconds
+PNG = "image/png"
+T = TypeVar("T")
 
 
 class ImageStore(Protocol):
@@ -62,18 +66,27 @@ class FsspecImageStore:
                 "retries": {"max_attempts": 2},
             }
         self._fs = fsspec.filesystem(protocol or "file", **options)
+        # The worker's one write per picture, made cheaply (app/s3_put.py) where it can be.
+        self._signed_put: SignedPut | None = None
         if not self._local:
             # s3fs retries on its own too; the worker's RetryPolicy is the one retry loop.
             self._fs.retries = 1
+            if settings.s3_endpoint_url:
+                connect = min(CONNECT_TIMEOUT_SECONDS, self._timeout)
+                self._signed_put = SignedPut(settings.s3_endpoint_url, connect_timeout=connect)
 
     def _path(self, key: str) -> str:
         return f"{self._root}/{key}"
 
     async def put(self, key: str, png: bytes) -> None:
+        if self._signed_put is not None:
+            bucket, _, path = self._path(key).partition("/")
+            await self._bounded("put", self._signed_put.put(bucket, path, png, content_type=PNG))
+            return
         await self._call("pipe_file", self._path(key), png, **self._put_options())
 
     def _put_options(self) -> dict[str, Any]:
-        return {} if self._local else {"ContentType": "image/png"}
+        return {} if self._local else {"ContentType": PNG}
 
     async def read(self, key: str) -> bytes:
         data = await self._call("cat_file", self._path(key))
@@ -95,19 +108,30 @@ class FsspecImageStore:
         await self._call("info", self._root.split("/", 1)[0])
 
     async def close(self) -> None:
+        if self._signed_put is not None:
+            await self._signed_put.close()
         if isinstance(self._fs, AsyncFileSystem) and getattr(self._fs, "_s3", None) is not None:
             await self._fs._s3.close()
 
     async def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        if isinstance(self._fs, AsyncFileSystem) and self._fs.asynchronous:
+            return await self._bounded(method, getattr(self._fs, "_" + method)(*args, **kwargs))
         try:
-            if isinstance(self._fs, AsyncFileSystem) and self._fs.asynchronous:
-                async with asyncio.timeout(self._timeout):
-                    return await getattr(self._fs, "_" + method)(*args, **kwargs)
             return await asyncio.to_thread(getattr(self._fs, method), *args, **kwargs)
         except FileNotFoundError:
+            raise
+        except Exception as error:  # OS errors mean "not now"
+            raise ImageStoreUnavailable(f"{method}: {error!r}") from error
+
+    async def _bounded(self, method: str, call: Awaitable[T]) -> T:
+        """One S3 call within the store's deadline; whatever fails it means "not now"."""
+        try:
+            async with asyncio.timeout(self._timeout):
+                return await call
+        except (FileNotFoundError, ImageStoreUnavailable):
             raise
         except TimeoutError as error:
             answer = f"{method}: no answer within {self._timeout:g} s"
             raise ImageStoreUnavailable(answer) from error
-        except Exception as error:  # botocore, aiohttp and OS errors alike mean "not now"
+        except Exception as error:  # botocore, aiohttp and OS errors alike
             raise ImageStoreUnavailable(f"{method}: {error!r}") from error

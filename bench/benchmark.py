@@ -49,7 +49,7 @@ async def run_benchmark(docs: Path) -> int:
     render = measure_render()
     render_ratio = measure_render_ratio()
     with running_stack("bench") as stack:
-        say("starting PostgreSQL, Tansu, moto S3")
+        say("starting PostgreSQL, Tansu, nginx as the object store")
         stack.start()
         say("ceiling: bare Litestar hello")
         hello, hello_url = stack.start_hello()

@@ -17,10 +17,12 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import io
 import json
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import httpx
@@ -83,6 +85,7 @@ class Scaling:
     jobs: int
     jobs_per_second: float
     seconds_to_all: float  # from spawning the workers to the last picture
+    cpu_ms_per_picture: float  # the workers' CPU over the same 10–90% window, per picture
 
     @property
     def per_worker(self) -> float:
@@ -227,10 +230,13 @@ async def measure_scaling(client: httpx.AsyncClient, stack: Stack, site: Site) -
         await _enqueue(client, SCALING_JOBS)
         started = time.monotonic()
         workers = stack.start_workers(site, count)
+        processes = [process for process, _ in workers]
         try:
-            samples = await _sample_ready(site, ready_before, SCALING_JOBS)
+            samples, cpu = await _sample_ready(
+                site, ready_before, SCALING_JOBS, cpu=functools.partial(_cpu_seconds, processes)
+            )
         finally:
-            for process, _ in workers:
+            for process in processes:
                 stack.stop(process)
         results.append(
             Scaling(
@@ -238,9 +244,14 @@ async def measure_scaling(client: httpx.AsyncClient, stack: Stack, site: Site) -
                 jobs=SCALING_JOBS,
                 jobs_per_second=steady_rate(samples, SCALING_JOBS),
                 seconds_to_all=samples[-1][0] - started,
+                cpu_ms_per_picture=window_cpu_ms(samples, cpu, SCALING_JOBS),
             )
         )
     return results
+
+
+def _cpu_seconds(processes: list[Process]) -> float:
+    return sum(process.cpu_seconds() for process in processes)
 
 
 async def _ready(site: Site) -> int:
@@ -266,9 +277,13 @@ async def _enqueue(client: httpx.AsyncClient, jobs: int) -> None:
     raise TimeoutError("the outbox did not empty into Kafka within 30 s")
 
 
-async def _sample_ready(site: Site, before: int, jobs: int) -> list[tuple[float, int]]:
-    """(monotonic time, pictures made) every 50 ms until all `jobs` are ready (bounded)."""
+async def _sample_ready(
+    site: Site, before: int, jobs: int, *, cpu: Callable[[], float] = lambda: 0.0
+) -> tuple[list[tuple[float, int]], list[float]]:
+    """(monotonic time, pictures made) every 50 ms until all `jobs` are ready (bounded), and
+    beside each sample `cpu()` (the workers' CPU seconds so far)."""
     samples: list[tuple[float, int]] = []
+    cpus: list[float] = []
     deadline = time.monotonic() + DRAIN_LIMIT_SECONDS
     async with site.database() as db:
         while not samples or samples[-1][1] < jobs:
@@ -278,17 +293,32 @@ async def _sample_ready(site: Site, before: int, jobs: int) -> list[tuple[float,
                 "SELECT count(*) FROM figalization WHERE image_status = 'ready'"
             )
             samples.append((time.monotonic(), int(ready) - before))
+            cpus.append(cpu())
             await asyncio.sleep(0.05)
-    return samples
+    return samples, cpus
 
 
 def steady_rate(samples: list[tuple[float, int]], total: int) -> float:
     """Jobs/s between 10% and 90% of `total` done: start-up and the last stragglers excluded."""
-    start, start_done = next((t, done) for t, done in samples if done >= 0.1 * total)
-    end, end_done = next((t, done) for t, done in samples if done >= 0.9 * total)
+    first, last = _window(samples, total)
+    (start, start_done), (end, end_done) = samples[first], samples[last]
     if end <= start:
         raise ValueError("too few samples between 10% and 90%")
     return (end_done - start_done) / (end - start)
+
+
+def window_cpu_ms(samples: list[tuple[float, int]], cpu: list[float], total: int) -> float:
+    """CPU milliseconds per job over the same window as `steady_rate` (imports, fonts and
+    the group join before it are not counted)."""
+    first, last = _window(samples, total)
+    made = samples[last][1] - samples[first][1]
+    return (cpu[last] - cpu[first]) / max(1, made) * 1000
+
+
+def _window(samples: list[tuple[float, int]], total: int) -> tuple[int, int]:
+    first = next(i for i, (_, done) in enumerate(samples) if done >= 0.1 * total)
+    last = next(i for i, (_, done) in enumerate(samples) if done >= 0.9 * total)
+    return first, last
 
 
 if __name__ == "__main__":

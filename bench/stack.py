@@ -1,12 +1,16 @@
 """The distributed mode on one machine, as the benchmark and the soak run it.
 
-PostgreSQL, the Tansu broker and moto's S3 server come from
-`tests.services` (real servers, no Docker). The app and the workers are the
+PostgreSQL and the Tansu broker come from `tests.services` (real servers, no
+Docker); the object store is Debian's nginx (`bench.sink`: moto's CPU per PUT
+would be taken from the workers being measured). The app and the workers are the
 real console script, `figachechnaya serve` (uvicorn, uvloop, httptools, one
 process: the production server settings of `app/cli.py`) and
 `figachechnaya worker`, each in its own process group that dies with us.
 Workers run under `nice -n 10`: pictures are background work and must not
-take the web tier's CPU on a small machine.
+take the web tier's CPU on a small machine. Each worker is held to one core
+(`taskset`, worker i on core i mod n), as its pod is by its CPU limit of 1
+(k8s/base/worker-deployment.yaml): one worker's rate is then one core's, and
+more workers show what more pods would add.
 
 A `Site` is one isolated world inside the shared servers (a database, a
 topic, a consumer group and a bucket prefix), so one phase's backlog never
@@ -32,12 +36,12 @@ from sqlalchemy import make_url
 
 from app.settings import Settings
 from bench.cpu import tree_cpu_seconds
+from bench.sink import ObjectSink
 from tests.distributed import settings_env
 from tests.services.kafka import KafkaService
 from tests.services.ports import LOCALHOST, free_port
 from tests.services.postgres import PostgresService
 from tests.services.processes import ServerProcess, make_workdir
-from tests.services.s3 import S3Service
 
 FIGACHECHNAYA = str(Path(sys.executable).with_name("figachechnaya"))
 PARTITIONS = 12  # as in production: up to 12 workers share a topic
@@ -135,8 +139,7 @@ class Site:
 
     def stored_pictures(self) -> int:
         bucket = self.stack.bucket
-        filesystem = self.stack.s3.filesystem(use_listings_cache=False)
-        return len(filesystem.find(f"{bucket}/{self.name}"))
+        return self.stack.s3.count(f"{bucket}/{self.name}")
 
 
 class Stack:
@@ -146,7 +149,7 @@ class Stack:
         self.workdir = make_workdir("bench")  # logs; a killed run's are removed next time
         self.postgres = PostgresService()
         self.kafka = KafkaService()
-        self.s3 = S3Service()
+        self.s3 = ObjectSink()
         self.bucket = ""
         self._processes: list[Process] = []
 
@@ -228,16 +231,19 @@ class Stack:
         return workers
 
     def spawn_worker(self, site: Site, index: int = 0) -> tuple[Process, str]:
-        """`nice -n 10 figachechnaya worker` with its metrics on a free port (not awaited)."""
+        """`nice -n 10 taskset -c <core> figachechnaya worker` with its metrics on a free port
+        (not awaited): worker `index` on core `index` mod the cores there are."""
         port = free_port()
         nice = shutil.which("nice") or "/usr/bin/nice"
+        taskset = shutil.which("taskset") or "/usr/bin/taskset"
+        core = sorted(os.sched_getaffinity(0))[index % len(os.sched_getaffinity(0))]
         env = self.env(
             site.settings,
             FIGA_WORKER_METRICS_PORT=str(port),
             FIGA_WORKER_METRICS_HOST=LOCALHOST,
             FIGA_LOG_LEVEL="INFO",  # a line per picture, as in production
         )
-        argv = [nice, "-n", "10", FIGACHECHNAYA, "worker"]
+        argv = [nice, "-n", "10", taskset, "-c", str(core), FIGACHECHNAYA, "worker"]
         metrics_url = f"http://{LOCALHOST}:{port}/metrics"
         process = self._spawn(f"worker-{site.name}-{index}", argv, env, metrics_url=metrics_url)
         process.spawn()
@@ -260,6 +266,7 @@ class Stack:
         for name, server in (
             ("postgres", getattr(self.postgres, "_server", None)),
             ("kafka", getattr(self.kafka, "_broker", None)),
+            ("s3", self.s3),
         ):
             pid = server.pid if server is not None else None
             if pid is not None:

@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from app.domain.figalization import ImageStatus, image_key
@@ -73,8 +73,10 @@ class PictureMaker:
         *,
         stopping: asyncio.Event | None = None,
         waiting: Callable[[], None] = lambda: None,
+        draw: Callable[[ImageJob], Awaitable[bytes]] | None = None,
     ) -> None:
         self._images = images
+        self._draw = draw or render_in_thread
         self._pictures = pictures
         self._policy = policy
         # Told before each retry: waiting for a dependency, with bounded timeouts, is alive.
@@ -116,7 +118,8 @@ class PictureMaker:
 
     async def _draw_and_store(self, job: ImageJob) -> tuple[ImageStatus, str | None]:
         try:
-            png = await render(job)
+            with RENDER_SECONDS.time():
+                png = await self._draw(job)
         except Exception:  # a job Pillow cannot draw will never be drawable: fail it, don't retry
             log.exception("cannot render picture %s", job.figalization_id)
             return ImageStatus.FAILED, None
@@ -168,9 +171,20 @@ class PictureMaker:
             raise JobLeft(f"stopping after {attempt} failed attempts")
 
 
-async def render(job: ImageJob) -> bytes:
-    """Pillow work runs in a thread: it must not stall the event loop it shares."""
-    with RENDER_SECONDS.time():
-        return await asyncio.to_thread(
-            render_card, phrase=job.phrase, result=job.result, scheme_name=job.scheme_name
-        )
+# Where a card is drawn. The app's own worker (single-process mode) draws in a thread: its
+# event loop serves the page, which must not wait for a card. The worker process draws on
+# its loop: it is one process on one core (its pod's CPU limit), so a thread adds no core,
+# only its hand-offs and the loop's fight with it for the GIL — measured on the bench
+# (docs/benchmarks.md). Its loop stalls for one card at a time (~4 ms), which delays
+# nothing that waits in seconds: the group's heartbeats, the store's and the database's
+# timeouts (`/healthz` is served by a thread of its own).
+
+
+async def render_in_thread(job: ImageJob) -> bytes:
+    return await asyncio.to_thread(
+        render_card, phrase=job.phrase, result=job.result, scheme_name=job.scheme_name
+    )
+
+
+async def render_here(job: ImageJob) -> bytes:
+    return render_card(phrase=job.phrase, result=job.result, scheme_name=job.scheme_name)

@@ -35,6 +35,7 @@ from tests.services.kafka import KafkaService
 from tests.services.ports import LOCALHOST, free_port
 from tests.services.postgres import PostgresService
 from tests.services.s3 import S3Service
+from workers.consumer import MAX_RECORDS
 from workers.shutdown import GRACE_SECONDS as WORKER_GRACE_SECONDS
 
 FIGACHECHNAYA = str(Path(sys.executable).with_name("figachechnaya"))
@@ -227,7 +228,8 @@ async def test_a_busy_worker_stopped_by_sigterm_exits_0_and_its_jobs_are_drawn_e
     stack: Stack, app_client: AppClient
 ) -> None:
     client = await app_client(stack.settings)
-    ids = [(await figalize(client, f"Машина номер {n}"))["id"] for n in range(60)]
+    # More than one batch: SIGTERM lets the worker finish the batch it is in, no more.
+    ids = [(await figalize(client, f"Машина номер {n}"))["id"] for n in range(MAX_RECORDS + 40)]
     first = stack.start("worker-0", "worker")
 
     async def first_worker_is_busy() -> bool:
