@@ -1,7 +1,8 @@
 """Shared fixtures: a running app per test, on SQLite or on the real services.
 
 Servers (PostgreSQL, Kafka, S3) come from `tests.services.fixtures`, started
-once per session and only when a test asks for them.
+once per session (per test process: the suite runs in parallel, see
+`tests.parallel`) and only when a test asks for them.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from litestar.testing import AsyncTestClient
 from app.asgi import create_app
 from app.settings import Settings
 
-pytest_plugins = ["tests.services.fixtures"]
+pytest_plugins = ["tests.services.fixtures", "tests.parallel"]
 
 AppClient = Callable[..., Awaitable[AsyncTestClient[Any]]]
 

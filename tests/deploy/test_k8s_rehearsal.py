@@ -25,7 +25,8 @@ What differs from the manifests, each for a reason (`OVERRIDES`, `rehearsed`):
   the same path under the temporary directory that stands for the pod's root.
 An address override only replaces a variable the manifests set, never adds one.
 The ports are the manifests' own (8000, 9101, 9100): all pods share this
-machine's loopback, so the test must run alone and fails clearly if one is taken.
+machine's loopback, so the test must run alone (in a parallel run its unit in
+`tests/parallel.py` keeps the rehearsals apart) and fails clearly if one is taken.
 Not rehearsed: the read-only root file system and the non-root user (the test
 runs as whoever runs it), the preStop hook, resource limits, and everything a
 real cluster adds (Service IPs, kube-proxy, the NetworkPolicies themselves).

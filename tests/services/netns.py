@@ -15,9 +15,11 @@ node gone without closing its sockets. The test's own view of every host is
 never cut, so it can always check what was stored.
 
 Everything is named after our pid (`fg<pid>…`), removed by `close()`, and the
-leftovers of a test run that was killed are removed by the next one. Needs root
-(CI runs as root); without it `TestHosts` raises `HostsUnavailable` — the fault
-tests fail with that message, they are not skipped.
+leftovers of a test run that was killed are removed by the next one. The
+processes of a parallel test run (pytest-xdist) may make their hosts at the
+same time, so N is chosen under a machine-wide lock among the subnets no bridge
+holds yet. Needs root (CI runs as root); without it `TestHosts` raises
+`HostsUnavailable` — the fault tests fail with that message, they are not skipped.
 """
 
 from __future__ import annotations
@@ -29,10 +31,13 @@ import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from tests.services.locks import machine_lock
+
 _IP = "ip"
 _IPTABLES = "iptables"
 _PREFIX = "fg"
 _TAG = "figa-cut"  # the comment on every rule we add, so `restore` removes only ours
+_SUBNETS = 250  # 10.213.N.0/24 for N below this
 
 
 class HostsUnavailable(RuntimeError):
@@ -57,6 +62,17 @@ def remove_stale() -> None:
     for link, owner in re.findall(rf"^\d+: ({_PREFIX}(\d+)[a-z]\w*)[@:]", links, re.MULTILINE):
         if not _alive(int(owner)):
             _run([_IP, "link", "delete", link], check=False)
+
+
+def _free_subnet(pid: int) -> str:
+    """`10.213.N` that no address of this (the root) namespace is in: N from our pid on."""
+    listed = _run([_IP, "-o", "-4", "addr", "show"], check=False).stdout
+    taken = {int(n) for n in re.findall(r"\binet 10\.213\.(\d+)\.", listed)}
+    for offset in range(_SUBNETS):
+        candidate = (pid + offset) % _SUBNETS
+        if candidate not in taken:
+            return f"10.213.{candidate}"
+    raise HostsUnavailable(f"all of 10.213.0-{_SUBNETS - 1}.0/24 are taken by other test hosts")
 
 
 def _alive(pid: int) -> bool:
@@ -98,14 +114,17 @@ class TestHosts:
         for tool in (_IP, _IPTABLES):
             if shutil.which(tool) is None:
                 raise HostsUnavailable(f"{tool} not found: apt-get install iproute2 iptables")
-        remove_stale()
         pid = os.getpid()
-        subnet = f"10.213.{pid % 250}"
-        self.test_address = f"{subnet}.1"
         self._bridge = f"{_PREFIX}{pid}br"
         try:
-            _run([_IP, "link", "add", self._bridge, "type", "bridge"])
-            _run([_IP, "addr", "add", f"{self.test_address}/24", "dev", self._bridge])
+            # Another test process may be choosing a subnet right now: one at a time, and
+            # the bridge holds its address before the next one looks.
+            with machine_lock("netns"):
+                remove_stale()
+                subnet = _free_subnet(pid)
+                self.test_address = f"{subnet}.1"
+                _run([_IP, "link", "add", self._bridge, "type", "bridge"])
+                _run([_IP, "addr", "add", f"{self.test_address}/24", "dev", self._bridge])
             _run([_IP, "link", "set", self._bridge, "up"])
             for index, name in enumerate(self.names):
                 self.hosts[name] = self._add_host(pid, index, name, f"{subnet}.{index + 2}")

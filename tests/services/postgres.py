@@ -27,6 +27,7 @@ from sqlalchemy import make_url, text
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
+from tests.services.locks import machine_lock
 from tests.services.ports import LOCALHOST, free_port
 from tests.services.processes import ControllableService, ServerProcess, ServiceError, make_workdir
 
@@ -184,7 +185,10 @@ class PostgresService(ControllableService):
             ensure_user_exists,
         )
 
-        entry = ensure_user_exists(SYSTEM_USER)
+        # The first start on a fresh machine adds the user: two test processes
+        # (a parallel run) must not both run `useradd`, the second would fail.
+        with machine_lock("pgserver-user"):
+            entry = ensure_user_exists(SYSTEM_USER)
         # The same permissions pgserver itself grants before running as that user.
         ensure_prefix_permissions(pgdata)
         ensure_prefix_permissions(bin_path)
