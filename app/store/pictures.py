@@ -76,6 +76,12 @@ class _Record:
     outcome: Recorded | None = None
 
 
+# Measured on the bench machine, interleaved: two workers on a backlog made 399 and 444
+# pictures/s with 3 turns against 349 and 339 without (the workers' CPU per picture 4.0–4.4
+# against 5.0–5.2 ms): fewer statements for PostgreSQL and for the worker.
+GATHER_TURNS = 3
+
+
 class BatchedPictureRecords:
     """The worker's records on PostgreSQL: the statuses recorded meanwhile, one statement.
 
@@ -91,7 +97,9 @@ class BatchedPictureRecords:
     def __init__(self, database: Database) -> None:
         self._connection = OwnConnection(database)
         self._timeout = database.timeout_seconds
-        self._group: GroupCommit[_Record] = GroupCommit(self._write)
+        # The worker draws on its loop: a turn is often a whole card (~4 ms), and the records
+        # of the jobs drawn meanwhile join the statement. Idle, a record is written at once.
+        self._group: GroupCommit[_Record] = GroupCommit(self._write, gather_turns=GATHER_TURNS)
 
     async def record(self, figalization_id: str, status: ImageStatus, key: str | None) -> Recorded:
         record = _Record(figalization_id, status.value, key)

@@ -141,3 +141,31 @@ async def test_deadlines_are_kept_for_every_later_batch_and_not_before_them() ->
     stall.set()
     await commit.close()
     assert batches == [[0], [1], [2], [3]]
+
+
+async def test_gathering_turns_join_what_busy_tasks_submit_and_cost_an_idle_loop_nothing() -> None:
+    batches: list[list[int]] = []
+
+    async def write(batch: list[int]) -> None:
+        batches.append(batch)
+
+    async def submit_after(turns: int, item: int, commit: GroupCommit[int]) -> None:
+        for _ in range(turns):
+            await asyncio.sleep(0)  # a task busy for a few turns (a card being drawn, say)
+        await commit.submit(item)
+
+    for gather, expected in ((0, [[0], [1], [2]]), (3, [[0, 1, 2]])):
+        batches.clear()
+        commit = GroupCommit(write, gather_turns=gather)
+        await asyncio.gather(*(submit_after(turns, turns, commit) for turns in range(3)))
+        assert batches == expected, f"gather_turns={gather}"
+        await commit.close()
+
+    batches.clear()
+    commit = GroupCommit(write, gather_turns=3)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    await asyncio.wait_for(commit.submit(7), timeout=1.0)  # alone: written after 3 free turns
+    assert batches == [[7]]
+    assert loop.time() - started < 0.05
+    await commit.close()
