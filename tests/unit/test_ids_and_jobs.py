@@ -39,6 +39,14 @@ def test_the_timestamp_round_trips(timestamp_ms: int, random80: int) -> None:
     assert ulid_timestamp_ms(encode_ulid(timestamp_ms, random80)) == timestamp_ms
 
 
+@given(timestamps, randomness)
+def test_all_128_bits_round_trip(timestamp_ms: int, random80: int) -> None:
+    value = 0
+    for char in encode_ulid(timestamp_ms, random80):
+        value = value * 32 + CROCKFORD.index(char)
+    assert value == (timestamp_ms << 80) | random80
+
+
 @given(timestamps, timestamps, randomness, randomness)
 def test_ulids_sort_by_creation_time(earlier: int, later: int, r1: int, r2: int) -> None:
     if earlier < later:
