@@ -12,7 +12,9 @@
 - Scaling: with the workers stopped, 800 jobs are queued; then 1, 2 or 4
   workers start together, each held to one core as its pod is (`bench.stack`),
   and the rate and the workers' CPU per picture are read between 10% and 90%
-  done, so process start and group join are not counted.
+  done, so process start and group join are not counted. The steps go 1, 2, 4,
+  2, 1, each after a short in-process measurement of the renderer, so that one
+  worker is compared with the renderer of the same minute.
 """
 
 from __future__ import annotations
@@ -41,7 +43,9 @@ STEADY_SHARE = 0.5  # of one worker's measured capacity: the end-to-end target's
 STEADY_SECONDS = 20.0
 E2E_BOUND_SECONDS = 1.0
 DRAIN_LIMIT_SECONDS = 120.0
-SCALING_WORKERS = (1, 2, 4)
+# Each count twice but 4, in a mirror order: a drift of the machine over the ~40 s moves the
+# counts alike, and each ratio is of means over the same stretch of time.
+SCALING_WORKERS = (1, 2, 4, 2, 1)
 SCALING_JOBS = 800  # at ~200 pictures/s a worker, a 10–90% window of ~3 s
 
 
@@ -87,6 +91,7 @@ class Scaling:
     jobs_per_second: float
     seconds_to_all: float  # from spawning the workers to the last picture
     cpu_ms_per_picture: float  # the workers' CPU over the same 10–90% window, per picture
+    render_ms: float  # the renderer's p50 in-process just before the step (no worker running)
 
     @property
     def per_worker(self) -> float:
@@ -227,6 +232,7 @@ async def measure_scaling(client: httpx.AsyncClient, stack: Stack, site: Site) -
     starts); one worker's rate is also what the steady run's load is a share of."""
     results = []
     for count in SCALING_WORKERS:
+        render = measure_render(rounds=1)  # the rate one worker is held to, at this moment
         ready_before = await _ready(site)
         await _enqueue(client, SCALING_JOBS)
         started = time.monotonic()
@@ -246,6 +252,7 @@ async def measure_scaling(client: httpx.AsyncClient, stack: Stack, site: Site) -
                 jobs_per_second=steady_rate(samples, SCALING_JOBS),
                 seconds_to_all=samples[-1][0] - started,
                 cpu_ms_per_picture=window_cpu_ms(samples, cpu, SCALING_JOBS),
+                render_ms=render.p50,
             )
         )
     return results

@@ -10,6 +10,7 @@ import os
 import platform
 import re
 import shutil
+import statistics
 import subprocess
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -102,7 +103,13 @@ class BenchResults:
         return 1000.0 / self.render_ms.p50
 
     def workers_rate(self, count: int) -> float:
-        return next(s.jobs_per_second for s in self.scaling if s.workers == count)
+        """Mean pictures/s of the steps with `count` workers."""
+        return statistics.mean(s.jobs_per_second for s in self.scaling if s.workers == count)
+
+    @property
+    def renderer_rate_beside(self) -> float:
+        """Cards/s of the renderer alone, measured just before each one-worker step (mean)."""
+        return statistics.mean(1000.0 / s.render_ms for s in self.scaling if s.workers == 1)
 
     def share_of_ceiling(self, series: Series, connections: int = HEADLINE_CONNECTIONS) -> float:
         ceiling = self.ceiling.runs[connections].requests_per_second
@@ -176,14 +183,15 @@ def evaluate(results: BenchResults) -> list[Target]:
             words >= WORDS_PER_SECOND,
         ),
         Target(
-            "one worker on a backlog ÷ the renderer's own rate (one core, in-process)",
-            f"{one / results.renderer_rate:.2f} "
-            f"({one:.0f} ÷ {results.renderer_rate:.0f} pictures/s)",
+            "one worker on a backlog ÷ the renderer's own rate (one core, in-process, "
+            "measured before each one-worker step; means of two steps)",
+            f"{one / results.renderer_rate_beside:.2f} "
+            f"({one:.0f} ÷ {results.renderer_rate_beside:.0f} pictures/s)",
             f"≥ {ONE_WORKER_SHARE:.1f}",
-            one / results.renderer_rate >= ONE_WORKER_SHARE,
+            one / results.renderer_rate_beside >= ONE_WORKER_SHARE,
         ),
         Target(
-            "two workers ÷ one worker on a backlog",
+            "two workers ÷ one worker on a backlog (means of two steps each)",
             f"{two / one:.2f} ({two:.0f} ÷ {one:.0f} pictures/s)",
             f"≥ {TWO_WORKERS_GAIN:.1f}",
             two / one >= TWO_WORKERS_GAIN,
