@@ -171,8 +171,9 @@ async def make_all(maker: PictureMaker, messages: list[ConsumerRecord[bytes, byt
     """Every job of a batch; False when one was left because the worker is stopping.
 
     A few jobs run at once so one picture's upload and status update overlap the
-    next one's drawing (on the loop: `workers.pipeline.render_here`). Once a job is left the batch will not be committed, so the
-    others are cancelled rather than finished: all of them come again.
+    next one's drawing (on the loop: `workers.pipeline.render_here`). Once a job is left
+    the batch will not be committed, so the others are cancelled rather than finished: all
+    of them come again.
     """
     slots = asyncio.Semaphore(JOBS_AT_ONCE)
 
