@@ -12,9 +12,18 @@ import socket
 LOCALHOST = "127.0.0.1"
 
 
+_given: set[int] = set()
+
+
 def free_port(host: str = LOCALHOST) -> int:
-    """A TCP port nobody listens on right now, chosen by the OS."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((host, 0))
-        port: int = probe.getsockname()[1]
-        return port
+    """A TCP port nobody listens on right now, chosen by the OS, and never one this process
+    was given before: the OS may hand a port that was just probed out again at once, and
+    two servers of one test given the same port would fight over it."""
+    for _ in range(100):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            probe.bind((host, 0))
+            port: int = probe.getsockname()[1]
+        if port not in _given:
+            _given.add(port)
+            return port
+    raise RuntimeError(f"the OS gave only ports this process had already been given on {host}")
