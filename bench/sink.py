@@ -23,12 +23,11 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
-import socket
 import tempfile
 import uuid
 from pathlib import Path
 
-from tests.services.ports import LOCALHOST, free_port
+from tests.services.ports import LOCALHOST, accepts, free_port
 from tests.services.processes import ServerProcess, make_workdir
 
 FAKE_KEY = "bench"
@@ -93,14 +92,9 @@ class ObjectSink:
         argv = [binary, "-c", str(config), "-p", str(self.workdir), "-g", "daemon off;"]
         self._server = ServerProcess("nginx (object sink)", argv, self.workdir / "nginx.log")
         self._server.spawn()
-        self._server.wait_ready(self._accepts, timeout=15.0, what="accepting")
-
-    def _accepts(self) -> bool:
-        try:
-            with socket.create_connection((self.host, self.port), timeout=1.0):
-                return True
-        except OSError:
-            return False
+        self._server.wait_ready(
+            lambda: accepts(self.host, self.port), timeout=15.0, what="accepting"
+        )
 
     @property
     def pid(self) -> int | None:

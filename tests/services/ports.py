@@ -27,3 +27,12 @@ def free_port(host: str = LOCALHOST) -> int:
             _given.add(port)
             return port
     raise RuntimeError(f"the OS gave only ports this process had already been given on {host}")
+
+
+def accepts(host: str, port: int) -> bool:
+    """Whether a server accepts TCP connections on `host:port` now (a readiness probe)."""
+    try:
+        with socket.create_connection((host, port), timeout=1.0):
+            return True
+    except OSError:
+        return False

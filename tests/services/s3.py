@@ -18,14 +18,13 @@ Never deletes a bucket it did not create.
 from __future__ import annotations
 
 import logging
-import socket
 import sys
 import threading
 import time
 import uuid
 from typing import Any
 
-from tests.services.ports import LOCALHOST, free_port
+from tests.services.ports import LOCALHOST, accepts, free_port
 from tests.services.processes import (
     ControllableService,
     ServerProcess,
@@ -155,14 +154,9 @@ class S3Service(ControllableService):
                 "S3 (moto)", argv, workdir / "moto.log", namespace=self.namespace
             )
         self._process.spawn()
-        self._process.wait_ready(self._accepts, timeout=30.0, what="accepting")
-
-    def _accepts(self) -> bool:
-        try:
-            with socket.create_connection((self.host, self.port), timeout=1.0):
-                return True
-        except OSError:
-            return False
+        self._process.wait_ready(
+            lambda: accepts(self.host, self.port), timeout=30.0, what="accepting"
+        )
 
     def stop(self) -> None:
         """Stop serving and close the socket; the buckets stay in moto's memory
