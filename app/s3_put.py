@@ -1,4 +1,4 @@
-"""One S3 PutObject, signed by botocore and sent on a kept-alive aiohttp session.
+"""One S3 PutObject, SigV4-signed here and sent on a kept-alive aiohttp session.
 
 The worker writes one object per picture, and through s3fs that write cost more
 CPU than anything but the drawing: measured on the bench machine (2-core AMD
@@ -45,7 +45,6 @@ from yarl import URL
 from app.outages import ImageStoreUnavailable
 
 DEFAULT_REGION = "us-east-1"  # botocore's own default for S3 when none is configured
-STORED = frozenset({200, 201, 204})  # S3 says 200; WebDAV-style stores say 201 or 204
 _ERROR_CODE = re.compile(rb"<Code>([^<]{1,100})</Code>")
 
 
@@ -55,8 +54,10 @@ class SignedPut:
     def __init__(self, endpoint_url: str, *, connect_timeout: float) -> None:
         self._endpoint = endpoint_url.rstrip("/")
         self._connect_timeout = connect_timeout
-        self._botocore = AioSession()
-        self._region = str(self._botocore.get_config_variable("region") or DEFAULT_REGION)
+        # Made on the first PUT: the app builds an image store too, and never PUTs outside
+        # the single-process mode.
+        self._botocore: AioSession | None = None
+        self._region = DEFAULT_REGION
         self._session: aiohttp.ClientSession | None = None
 
     async def put(self, bucket: str, key: str, body: bytes, *, content_type: str) -> None:
@@ -73,13 +74,16 @@ class SignedPut:
         session = self._session_now()
         async with session.put(URL(url, encoded=True), data=body, headers=headers) as answer:
             reply = await answer.read()
-            if answer.status not in STORED:
+            if not 200 <= answer.status < 300:  # S3 says 200; any 2xx is stored in HTTP
                 found = _ERROR_CODE.search(reply)
                 code = found.group(1).decode("ascii", "replace") if found else "no error code"
                 raise ImageStoreUnavailable(f"PUT {url}: HTTP {answer.status} ({code})")
 
     async def _credentials(self) -> ReadOnlyCredentials:
         """Looked up on every PUT: the chain caches static keys and refreshes expiring ones."""
+        if self._botocore is None:
+            self._botocore = AioSession()
+            self._region = str(self._botocore.get_config_variable("region") or DEFAULT_REGION)
         found = await self._botocore.get_credentials()
         if found is None:
             raise ImageStoreUnavailable("no S3 credentials (AWS_ACCESS_KEY_ID and the rest)")

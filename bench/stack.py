@@ -236,7 +236,8 @@ class Stack:
         port = free_port()
         nice = shutil.which("nice") or "/usr/bin/nice"
         taskset = shutil.which("taskset") or "/usr/bin/taskset"
-        core = sorted(os.sched_getaffinity(0))[index % len(os.sched_getaffinity(0))]
+        cores = sorted(os.sched_getaffinity(0))
+        core = cores[index % len(cores)]
         env = self.env(
             site.settings,
             FIGA_WORKER_METRICS_PORT=str(port),

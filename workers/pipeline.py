@@ -174,8 +174,9 @@ class PictureMaker:
 # Where a card is drawn. The app's own worker (single-process mode) draws in a thread: its
 # event loop serves the page, which must not wait for a card. The worker process draws on
 # its loop: it is one process on one core (its pod's CPU limit), so a thread adds no core,
-# only its hand-offs and the loop's fight with it for the GIL — measured on the bench
-# (docs/benchmarks.md). Its loop stalls for one card at a time (~4 ms), which delays
+# only its hand-offs and the loop's fight with it for the GIL (an interleaved A/B of the two
+# was within the bench machine's noise; the profile on the loop is the readable one). Its
+# loop stalls for one card at a time (~4 ms), which delays
 # nothing that waits in seconds: the group's heartbeats, the store's and the database's
 # timeouts (`/healthz` is served by a thread of its own).
 
