@@ -69,6 +69,7 @@ class Database:
         self.timeout_seconds = timeout_seconds
         self._direct_connect_kwargs = direct_connect_kwargs
         self._guard = _OutageGuard()
+        self._background_guard = _BackgroundGuard(self._guard)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Database:
@@ -90,9 +91,12 @@ class Database:
         return self._guard
 
     @asynccontextmanager
-    async def connect(self, *, write: bool = False) -> AsyncIterator[AsyncConnection]:
-        """A pooled connection (in a transaction when `write`), guarded."""
-        with self._guard:
+    async def connect(
+        self, *, write: bool = False, background: bool = False
+    ) -> AsyncIterator[AsyncConnection]:
+        """A pooled connection (in a transaction when `write`), guarded; `background` for
+        work no request waits on (see `_BackgroundGuard`)."""
+        with self._background_guard if background else self._guard:
             opener = self._engine.begin() if write else self._engine.connect()
             async with opener as connection:
                 yield connection
@@ -159,3 +163,30 @@ class _OutageGuard:
             self.trip()
             message = str(error).splitlines()[0] if str(error) else repr(error)
             raise StoreUnavailable(message) from error
+
+
+class _BackgroundGuard:
+    """The outage rule for background work (the reconciler, the relay's gauges): it fails
+    fast while the database is down, and a refused or broken connection trips the rule for
+    everyone, but its own statement running out of time does not. Under load a slow
+    background statement is the load, not an outage: one reconciler round past its
+    timeout once made every request fail fast for a moment, and answer unstored. A
+    database that is really away times out the requests' own statements, which trip it."""
+
+    __slots__ = ("_guard",)
+
+    def __init__(self, guard: _OutageGuard) -> None:
+        self._guard = guard
+
+    def __enter__(self) -> None:
+        self._guard.__enter__()
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if isinstance(error, TimeoutError | sa.exc.TimeoutError):
+            raise StoreUnavailable(f"no answer in time ({error!r})") from error
+        self._guard.__exit__(kind, error, traceback)

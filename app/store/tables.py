@@ -51,6 +51,9 @@ class OutboxRow(SQLModel, table=True):
     """An image job written with its figalization, waiting to be published."""
 
     __tablename__ = "image_job_outbox"
+    # The reconciler asks, per stale picture, whether its job still waits here: without an
+    # index each asking rescans the table, which the relay's deletes keep full of dead rows.
+    __table_args__ = (sa.Index("ix_image_job_outbox_figalization_id", "figalization_id"),)
 
     seq: int | None = Field(default=None, primary_key=True, sa_type=_BigId)
     figalization_id: str = Field(max_length=26, nullable=False)

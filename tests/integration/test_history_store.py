@@ -21,7 +21,7 @@ from app.settings import Settings
 from app.store.database import Database
 from app.store.history import SqlHistory
 from app.store.migrate import upgrade_async
-from app.store.outbox import SqlOutbox, SweepScope
+from app.store.outbox import SqlOutbox, SweepScope, stale_query
 from app.store.pictures import SqlPictureRecords
 from app.store.tables import counter_table
 from app.store.writes import Committed, FigalizationWriter
@@ -220,6 +220,50 @@ async def test_pictures_pending_too_long_are_found_and_requeued_once(
     assert await outbox.backlog() == 1
     # while its job waits in the outbox it is not stale again
     assert await outbox.stale_pending(queued_before=later, limit=10) == []
+
+
+async def test_the_stale_picture_query_is_an_anti_join_on_the_outbox_index(
+    postgres_url: str,
+) -> None:
+    """PostgreSQL planned the old NOT IN as a rescan of the outbox per candidate once its
+    estimates moved (4.8 s a round in a bench; its timeout then tripped the outage rule)."""
+    settings = Settings(database_url=postgres_url)
+    await upgrade_async(settings)
+    database = Database.from_settings(settings)
+    old = datetime.now(UTC) - timedelta(hours=1)
+    try:
+        async with database.connect(write=True) as connection:
+            await connection.execute(
+                sa.text(
+                    "INSERT INTO figalization (id, phrase, scheme, result, created_at,"
+                    " image_status, image_queued_at) SELECT lpad(n::text, 26, '0'), 'кот',"
+                    " 'figa', 'фигот', CAST(:old AS timestamptz), 'pending',"
+                    " CAST(:old AS timestamptz) + n * interval '1 ms'"
+                    " FROM generate_series(1, 20000) AS n"
+                ),
+                {"old": old},
+            )
+            await connection.execute(  # the first 15,000 still have their job waiting
+                sa.text(
+                    "INSERT INTO image_job_outbox (figalization_id, payload, created_at)"
+                    " SELECT lpad(n::text, 26, '0'), '\\x00', :old"
+                    " FROM generate_series(1, 15000) AS n"
+                ),
+                {"old": old},
+            )
+            await connection.execute(sa.text("ANALYZE figalization"))
+            await connection.execute(sa.text("ANALYZE image_job_outbox"))
+            query = stale_query(datetime.now(UTC), 100)
+            compiled = query.compile(
+                dialect=connection.dialect, compile_kwargs={"literal_binds": True}
+            )
+            plan = "\n".join((await connection.execute(sa.text(f"EXPLAIN {compiled}"))).scalars())
+        assert "Anti Join" in plan, plan
+        assert "SubPlan" not in plan, plan
+        stale = await SqlOutbox(database).stale_pending(queued_before=datetime.now(UTC), limit=3)
+        assert [f.id for f in stale] == [str(n).zfill(26) for n in (15001, 15002, 15003)]
+    finally:
+        await database.close()
 
 
 async def test_200_parallel_requests_through_the_api_store_200_and_count_200(

@@ -92,3 +92,27 @@ def test_a_bug_passes_the_guard_unchanged_and_is_no_outage() -> None:
         raise ValueError("a bug")
     with store.guard():
         pass  # the next call is not failed fast
+
+
+async def test_a_background_statement_out_of_time_fails_alone_and_trips_nothing() -> None:
+    store = database()
+    for timeout in (TimeoutError(), sa.exc.TimeoutError("QueuePool limit reached")):
+        with pytest.raises(StoreUnavailable, match="no answer in time"):
+            async with store.connect(background=True):
+                raise timeout
+    async with store.connect() as connection:  # the requests' calls are not failed fast
+        assert (await connection.scalar(sa.text("SELECT 1"))) == 1
+
+
+async def test_a_background_call_refused_trips_the_rule_for_every_caller() -> None:
+    store = database()
+    with pytest.raises(StoreUnavailable, match="Connection refused"):
+        async with store.connect(background=True):
+            raise ConnectionRefusedError(111, "Connection refused")
+    with pytest.raises(StoreUnavailable, match="a moment ago"):
+        async with store.connect():
+            pytest.fail("the refusal tripped the rule for every caller")
+    with pytest.raises(StoreUnavailable, match="a moment ago"):
+        async with store.connect(background=True):
+            pytest.fail("background work fails fast during the moment too")
+    await store.close()
