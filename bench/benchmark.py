@@ -58,6 +58,9 @@ async def run_benchmark(docs: Path) -> int:
         web_site = await stack.new_site("web")
         app, app_url = stack.start_app(web_site)
         web = await measure_web(stack, app, app_url, web_site, hello, hello_url)
+        if web.accounting.problems:  # a lost figalization: the app's log says why
+            stack.keep_logs()
+            say(f"accounting: {'; '.join(web.accounting.problems)}; logs kept in {stack.workdir}")
         stack.stop(app)
         stack.stop(hello)
         say("pictures: 1, 2 and 4 workers on a backlog, then one worker at half its capacity")

@@ -133,11 +133,13 @@ def _web(results: BenchResults, picture: str) -> str:
 def _cpu_rounds(results: BenchResults) -> str:
     cpu = results.web.cpu
     rows = [
-        f"### Server CPU per request: hello and API POST interleaved at {web.CPU_CONNECTIONS}",
+        "### Server CPU per request: hello, API POST and htmx form POST interleaved at "
+        f"{web.CPU_CONNECTIONS}",
         "",
         "| round | hello req/s | hello CPU µs | POST req/s | POST app CPU µs | CPU ratio "
-        "| throughput ratio | PostgreSQL µs | broker µs | rows per transaction |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| throughput ratio | PostgreSQL µs | broker µs | rows per transaction "
+        "| form req/s | form app CPU µs | form ÷ POST |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for number, r in enumerate(cpu.rounds, 1):
         services = [
@@ -150,14 +152,17 @@ def _cpu_rounds(results: BenchResults) -> str:
             f"| {number} | {r.hello.requests_per_second:,.0f} | {r.hello_cpu_us:.0f} | "
             f"{r.post.requests_per_second:,.0f} | {r.post_cpu_us:.0f} | {r.ratio:.2f} | "
             f"{r.post.requests_per_second / r.hello.requests_per_second:.0%} | "
-            f"{services[0]} | {services[1]} | {r.rows / max(1, r.transactions):.1f} |"
+            f"{services[0]} | {services[1]} | {r.rows / max(1, r.transactions):.1f} | "
+            f"{r.form.requests_per_second:,.0f} | "
+            f"{us_per(r.form_cpu_seconds, r.form.answered_2xx):.0f} | {r.form_share:.2f} |"
         )
     postgres, kafka = cpu.service_cpu_us("postgres"), cpu.service_cpu_us("kafka")
     rows.append(
         f"| **all** | | **{cpu.hello_cpu_us:.0f}** | | **{cpu.post_cpu_us:.0f}** | "
         f"**{cpu.ratio:.2f}** | {cpu.throughput_ratio:.0%} | "
         f"{'–' if postgres is None else f'{postgres:.0f}'} | "
-        f"{'–' if kafka is None else f'{kafka:.0f}'} | {cpu.rows_per_transaction:.1f} |"
+        f"{'–' if kafka is None else f'{kafka:.0f}'} | {cpu.rows_per_transaction:.1f} | "
+        f"| **{cpu.form_cpu_us:.0f}** | **{cpu.form_share:.2f}** |"
     )
     rows += [
         "",
@@ -166,7 +171,8 @@ def _cpu_rounds(results: BenchResults) -> str:
         "POST: answered 2xx = stored, see Correctness). PostgreSQL (postmaster and backends) "
         "and the broker are counted the same way, per stored figalization; they run with "
         "`fsync=off` here, so a real commit costs them more. The target is the CPU ratio of "
-        "all rounds (sums of CPU ÷ sums of requests).",
+        "all rounds (sums of CPU ÷ sums of requests); the form target is the form's requests/s "
+        "÷ the API POST's, of the sums over the rounds.",
     ]
     return "\n".join(rows)
 

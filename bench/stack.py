@@ -147,6 +147,7 @@ class Stack:
 
     def __init__(self) -> None:
         self.workdir = make_workdir("bench")  # logs; a killed run's are removed next time
+        self._keep_logs = False
         self.postgres = PostgresService()
         self.kafka = KafkaService()
         self.s3 = ObjectSink()
@@ -279,8 +280,13 @@ class Stack:
         if process in self._processes:
             self._processes.remove(process)
 
+    def keep_logs(self) -> None:
+        """The servers' logs stay after the run: it saw something they may explain."""
+        self._keep_logs = True
+
     def forget_logs(self) -> None:
-        shutil.rmtree(self.workdir, ignore_errors=True)
+        if not self._keep_logs:
+            shutil.rmtree(self.workdir, ignore_errors=True)
 
     def _spawn(
         self, name: str, argv: list[str], env: dict[str, str], *, metrics_url: str = ""

@@ -32,7 +32,7 @@ from bench.prometheus import Scrape, scrape
 from bench.stack import Process, Site, Stack
 
 CONNECTIONS = (16, 64, 256)
-CPU_CONNECTIONS = 64  # the interleaved hello / API POST rounds of the CPU target
+CPU_CONNECTIONS = 64  # the interleaved hello / API POST / form rounds of the CPU and form targets
 CPU_ROUNDS = 3
 WARMUP_SECONDS = 1.0
 RUN_SECONDS = 5.0
@@ -56,8 +56,9 @@ class Series:
 
 @dataclass
 class Round:
-    """The ceiling's hello, then the API POST, at the same connection count, one after the
-    other: the pair the CPU target compares (the servers' CPU, not the shared cores' rate)."""
+    """The ceiling's hello, then the API POST, then the htmx form POST, at the same
+    connection count, one after the other: the pair the CPU target compares (the servers'
+    CPU, not the shared cores' rate) and the pair the form target compares."""
 
     hello: WrkResult
     hello_cpu_seconds: float
@@ -66,6 +67,12 @@ class Round:
     services_cpu_seconds: dict[str, float]  # PostgreSQL and the broker during the POST run
     transactions: int  # group commit batches written during the POST run
     rows: int  # figalizations those batches stored
+    form: WrkResult
+    form_cpu_seconds: float  # the app's
+
+    @property
+    def form_share(self) -> float:
+        return self.form.requests_per_second / self.post.requests_per_second
 
     @property
     def hello_cpu_us(self) -> float:
@@ -90,7 +97,9 @@ class CpuRounds:
 
     @property
     def answered(self) -> int:
-        return self.warmup_answered + sum(r.post.answered_2xx for r in self.rounds)
+        return self.warmup_answered + sum(
+            r.post.answered_2xx + r.form.answered_2xx for r in self.rounds
+        )
 
     @property
     def hello_cpu_us(self) -> float:
@@ -114,6 +123,21 @@ class CpuRounds:
     def throughput_ratio(self) -> float:
         post = sum(r.post.requests_per_second for r in self.rounds)
         return post / sum(r.hello.requests_per_second for r in self.rounds)
+
+    @property
+    def form_share(self) -> float:
+        """The htmx form's requests/s ÷ the API's, of the sums: each run 5 s, and one pair a
+        few seconds apart three times over, so a moment the shared machine was slow for one
+        of them weighs a third, not the whole ratio."""
+        form = sum(r.form.requests_per_second for r in self.rounds)
+        return form / sum(r.post.requests_per_second for r in self.rounds)
+
+    @property
+    def form_cpu_us(self) -> float:
+        return us_per(
+            sum(r.form_cpu_seconds for r in self.rounds),
+            sum(r.form.answered_2xx for r in self.rounds),
+        )
 
     def service_cpu_us(self, service: str) -> float | None:
         """A server's CPU per stored figalization (None when it was not ours to count)."""
@@ -201,10 +225,10 @@ async def measure_web(
             wrk, app, plans
         )
         cpu = await _measure_cpu_rounds(
-            client, stack, site, app, wrk, hello, Wrk(hello_url), plans[0]
+            client, stack, site, app, wrk, hello, Wrk(hello_url), plans[0], plans[1]
         )
         answered_by_wrk += cpu.answered
-        abandoned += 2 * CPU_CONNECTIONS * len(cpu.rounds)  # warm-up and measured run
+        abandoned += 4 * CPU_CONNECTIONS * len(cpu.rounds)  # warm-ups and measured runs
         accounting = await _account(
             client, app, site, before, answered + answered_by_wrk, abandoned
         )
@@ -250,13 +274,14 @@ async def _measure_cpu_rounds(
     hello: Process,
     hello_wrk: Wrk,
     api: Plan,
+    form: Plan,
 ) -> CpuRounds:
-    """Hello, API POST, hello, API POST… at 64 connections, each after its own warm-up: the
-    two servers see the same moments of the machine, so whatever else runs slows both. A POST
-    run starts once the outbox is empty and its CPU is counted until the outbox is empty
-    again: the relay's publishing of the run's own jobs is the run's, an earlier run's is
-    not (the first round came after the figalization series, and paid their backlog)."""
-    _, requests, headers = api
+    """Hello, API POST, form POST, hello, API POST, form POST… at 64 connections, each after
+    its own warm-up: the servers see the same moments of the machine, so whatever else runs
+    slows them all. A POST run starts once the outbox is empty and its CPU is counted until
+    the outbox is empty again: the relay's publishing of the run's own jobs is the run's, an
+    earlier run's is not (the first round came after the figalization series, and paid
+    their backlog)."""
     rounds, warmup_answered = [], 0
     for _ in range(CPU_ROUNDS):
         await hello_wrk.run("/", connections=CPU_CONNECTIONS, seconds=WARMUP_SECONDS)
@@ -265,23 +290,27 @@ async def _measure_cpu_rounds(
             hello_wrk.run("/", connections=CPU_CONNECTIONS, seconds=RUN_SECONDS),
         )
 
-        def post(seconds: float) -> Awaitable[WrkResult]:
+        def post(plan: Plan, seconds: float) -> Awaitable[WrkResult]:
+            _, requests, headers = plan
             return wrk.run(
                 connections=CPU_CONNECTIONS, seconds=seconds, requests=requests, headers=headers
             )
 
-        async def post_then_published() -> WrkResult:
-            run = await post(RUN_SECONDS)
+        async def post_then_published(plan: Plan) -> WrkResult:
+            run = await post(plan, RUN_SECONDS)
             await _published(site)  # its jobs' publishing counts; an earlier run's does not
             return run
 
-        warmup_answered += (await post(WARMUP_SECONDS)).answered_2xx
+        warmup_answered += (await post(api, WARMUP_SECONDS)).answered_2xx
         await _published(site)
         before = await scrape(client, app.metrics_url)
         before_services = stack.service_cpu_seconds()
-        post_run, post_cpu = await cpu_during({"app": app.cpu_seconds}, post_then_published())
+        post_run, post_cpu = await cpu_during({"app": app.cpu_seconds}, post_then_published(api))
         after_services = stack.service_cpu_seconds()
         delta = (await scrape(client, app.metrics_url)).minus(before)
+        warmup_answered += (await post(form, WARMUP_SECONDS)).answered_2xx
+        await _published(site)
+        form_run, form_cpu = await cpu_during({"app": app.cpu_seconds}, post_then_published(form))
         rounds.append(
             Round(
                 hello=hello_run,
@@ -294,6 +323,8 @@ async def _measure_cpu_rounds(
                 },
                 transactions=round(delta.total(f"{_BATCH}_count")),
                 rows=round(delta.total(f"{_BATCH}_sum")),
+                form=form_run,
+                form_cpu_seconds=form_cpu["app"],
             )
         )
     return CpuRounds(rounds, warmup_answered)

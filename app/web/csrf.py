@@ -41,6 +41,7 @@ HEADER = b"x-csrftoken"
 FIELD = "_csrf_token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _RANDOM_HEX = 64  # 32 bytes
+_REMEMBERED = 4096  # verified tokens kept (~1 MB at most)
 _URL_ENCODED = b"application/x-www-form-urlencoded"
 _REFUSED = "CSRF token verification failed"
 
@@ -50,6 +51,7 @@ class CsrfTokens:
 
     def __init__(self, secret: str) -> None:
         self._keyed = hmac.new(secret.encode(), digestmod="sha256")  # copied per token
+        self._signed: set[str] = set()  # tokens whose signature was checked: see `signed`
 
     def issue(self) -> str:
         random_part = secrets.token_hex(_RANDOM_HEX // 2)
@@ -62,7 +64,21 @@ class CsrfTokens:
         check (both signatures, then the random parts) with one HMAC fewer."""
         if not (submitted.isascii() and cookie.isascii()):
             return False
-        return compare_digest(submitted, cookie) and self._random_part(cookie) is not None
+        return compare_digest(submitted, cookie) and self.signed(cookie)
+
+    def signed(self, token: str) -> bool:
+        """Whether `token` carries our signature. A visitor posts with one token for the
+        whole visit, so a token once verified is remembered (up to `_REMEMBERED`, then
+        forgotten all at once) and its next posts cost a set lookup, not an HMAC. Only
+        valid tokens are remembered: a lookup that finds one needed that exact token."""
+        if token in self._signed:
+            return True
+        if not (token.isascii() and self._random_part(token) is not None):
+            return False
+        if len(self._signed) >= _REMEMBERED:
+            self._signed.clear()
+        self._signed.add(token)
+        return True
 
     def _random_part(self, token: str) -> str | None:
         if len(token) <= _RANDOM_HEX:

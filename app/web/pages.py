@@ -21,9 +21,9 @@ hottest route); a tab opened before the pause keeps polling until reloaded.
 
 from __future__ import annotations
 
+import codecs
 import re
 from typing import Annotated, Any
-from urllib.parse import unquote_plus
 
 from litestar import Controller, Request, asgi, get, post
 from litestar.datastructures import Cookie
@@ -45,7 +45,7 @@ from app.web.templating import HTML, HTML_HEADERS, page, page_context, render_pa
 from app.web.views import ResultView, result_view
 
 INDEX = "pages/index.html"
-_FIELDS = ("phrase", "scheme")
+_FIELDS = {b"phrase": "phrase", b"scheme": "scheme"}
 _ESCAPES = re.compile("(?:%[0-9A-Fa-f]{2})+")
 _ALLOW: Headers = [(b"allow", b"GET, HEAD, OPTIONS, POST")]
 LIVE_COOKIE = "figa_live"
@@ -128,34 +128,45 @@ async def _answer_fragment(
     result: ResultView | None = None,
 ) -> None:
     html = result_answer(scope).render(phrase=phrase, error=error, result=result)
-    await answer(send, 200, HTML_HEADERS, html.encode())
+    await answer(send, 200, HTML_HEADERS, html)
 
 
 def _form(body: bytes) -> tuple[str, str]:
     """`phrase` and `scheme` of a urlencoded body, parsed as Litestar parses forms (latin-1
     bytes, `+` and UTF-8 %-escapes decoded, blanks kept: `urllib.parse.parse_qsl`), but
-    only those two fields are decoded (not the 128-character CSRF token); a field given
-    twice is a 400, as Litestar's form model refused it."""
+    only those two fields are decoded (not the 128-character CSRF token), and in bytes; a
+    field given twice is a 400, as Litestar's form model refused it."""
     fields: dict[str, str] = {}
-    for pair in body.decode("latin-1").split("&"):
-        if not pair:
-            continue
-        name, _, value = pair.partition("=")
-        if "%" in name or "+" in name:
-            name = unquote_plus(name)
-        if name in _FIELDS:
-            if name in fields:
-                raise ValidationException(f"{name}: give it once")
-            fields[name] = form_value(value)
+    for pair in body.split(b"&"):
+        raw_name, _, raw_value = pair.partition(b"=")
+        name = _FIELDS.get(raw_name)
+        if name is None:
+            if b"%" not in raw_name and b"+" not in raw_name:
+                continue
+            name = form_value(raw_name)  # an escaped name, decoded as Litestar decodes it
+            if name not in _FIELDS.values():
+                continue
+        if name in fields:
+            raise ValidationException(f"{name}: give it once")
+        fields[name] = form_value(raw_value)
     return fields.get("phrase", ""), fields.get("scheme", "")
 
 
-def form_value(text: str) -> str:
-    """`urllib.parse.unquote_plus`, with each run of %-escapes decoded in one C call
-    rather than byte by byte (a Cyrillic phrase is nothing but escapes). The same text:
-    UTF-8, invalid bytes as U+FFFD, an ASCII character always ends a sequence."""
-    text = text.replace("+", " ")
-    return _ESCAPES.sub(_decoded, text) if "%" in text else text
+def form_value(raw: bytes) -> str:
+    """`urllib.parse.unquote_plus` of the latin-1 text of `raw`: UTF-8, invalid bytes as
+    U+FFFD, an ASCII character always ends a sequence. A Cyrillic phrase is nothing but
+    escapes, so an ASCII value is decoded in two C calls, its `%XX` rewritten as the `\\xXX`
+    of `codecs.escape_decode` (a value with a backslash of its own, or a `%` not followed
+    by two hex digits, which that would refuse, takes the run-by-run way)."""
+    raw = raw.replace(b"+", b" ")
+    if b"%" not in raw:
+        return raw.decode("latin-1")
+    if raw.isascii() and b"\\" not in raw:
+        try:
+            return codecs.escape_decode(raw.replace(b"%", b"\\x"))[0].decode("utf-8", "replace")
+        except ValueError:
+            pass
+    return _ESCAPES.sub(_decoded, raw.decode("latin-1"))
 
 
 def _decoded(escapes: re.Match[str]) -> str:

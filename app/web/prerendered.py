@@ -10,9 +10,12 @@ empty, stored or not, the picture's status) takes few values: the *shape*.
 
 So `ResultAnswer` renders the template itself, with the real Jinja
 environment (autoescaping on), once per shape, with a marker in place of
-each text, and keeps that as a format string; an answer is then the format
-string filled with the texts escaped exactly as `markupsafe.escape`, the
-function Jinja's autoescaping calls, escapes them (`escaped`). The template stays the one source of
+each text, and keeps that as UTF-8 pieces with a slot per marker (`Filled`);
+an answer is then those pieces joined with the texts escaped exactly as
+`markupsafe.escape`, the function Jinja's autoescaping calls, escapes them
+(`escaped`). Pieces, not a format string: `str.format` parses its kilobyte
+of format on every call, which cost more than the rest of the answer, and
+the answer is sent as bytes anyway. The template stays the one source of
 the markup: a changed template changes every answer. What it must never do:
 let a text through unescaped, or serve a template that transformed a text
 (a filter, a comparison) from a marker — such a template is refused at its
@@ -39,28 +42,27 @@ class ResultAnswer:
 
     def __init__(self, template: Any) -> None:
         self._template = template  # a jinja2.Template of the app's environment
-        self._formats: dict[Shape, str] = {}
+        self._answers: dict[Shape, Filled] = {}
 
-    def render(self, *, phrase: str, error: str | None, result: ResultView | None) -> str:
+    def render(self, *, phrase: str, error: str | None, result: ResultView | None) -> bytes:
+        """The answer's UTF-8 bytes."""
         texts = [phrase, error or "", *_texts_of(result)]
         shape: Shape = (
             tuple(map(bool, texts)),
             None if result is None else (result.stored, result.image_status),
         )
-        form = self._formats.get(shape)
-        if form is None:
-            form = self._formats[shape] = self._prerender(texts, result)
-        return form.format(*map(escaped, texts))
+        filled = self._answers.get(shape)
+        if filled is None:
+            filled = self._answers[shape] = self._prerender(texts, result)
+        return filled.fill(texts)
 
-    def _prerender(self, texts: list[str], result: ResultView | None) -> str:
-        """The template rendered with markers for the (non-empty) texts, as a format string;
+    def _prerender(self, texts: list[str], result: ResultView | None) -> Filled:
+        """The template rendered with markers for the (non-empty) texts, as pieces and slots;
         checked once against Jinja's own rendering of the real texts."""
-        form = _MARKER.sub(
-            r"{\1}", self._jinja(texts, result, marked=True).replace("{", "{{").replace("}", "}}")
-        )
-        if "\x00" in form or form.format(*map(escaped, texts)) != self._jinja(texts, result):
+        filled = Filled(_MARKER.split(self._jinja(texts, result, marked=True)))
+        if filled.leftover_marker or filled.fill(texts) != self._jinja(texts, result).encode():
             raise RuntimeError("fragments/result.html transforms a text: it cannot be prerendered")
-        return form
+        return filled
 
     def _jinja(self, texts: list[str], result: ResultView | None, *, marked: bool = False) -> str:
         """Jinja's rendering of these texts, or with a marker in place of each non-empty one
@@ -75,6 +77,26 @@ class ResultAnswer:
             phrase=texts[0], error=texts[1] or None, result=result, oob=True
         )
         return html
+
+
+class Filled:
+    """A rendering split at its markers: static UTF-8 pieces, and a slot between two of
+    them for each marker, which says whose text goes there."""
+
+    __slots__ = ("_pieces", "_slots", "leftover_marker")
+
+    def __init__(self, split: list[str]) -> None:
+        # `_MARKER.split` alternates static text and a marker's number: "a", "2", "b", ...
+        self._pieces = [piece.encode() if i % 2 == 0 else b"" for i, piece in enumerate(split)]
+        self._slots = [(i, int(split[i])) for i in range(1, len(split), 2)]
+        self.leftover_marker = any("\x00" in piece for piece in split[::2])
+
+    def fill(self, texts: list[str]) -> bytes:
+        escaped_texts = [escaped(text).encode() for text in texts]
+        pieces = self._pieces.copy()
+        for position, text in self._slots:
+            pieces[position] = escaped_texts[text]
+        return b"".join(pieces)
 
 
 def escaped(text: str) -> str:

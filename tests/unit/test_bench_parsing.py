@@ -217,7 +217,9 @@ def test_cpu_per_request_divides_the_servers_cpu_by_the_requests_answered() -> N
 
 
 def test_the_cpu_target_is_the_ratio_of_sums_over_interleaved_rounds() -> None:
-    def cpu_round(hello_requests: int, hello_cpu: float, posts: int, post_cpu: float) -> Round:
+    def cpu_round(
+        hello_requests: int, hello_cpu: float, posts: int, post_cpu: float, forms: int
+    ) -> Round:
         return Round(
             hello=wrk_result(hello_requests, hello_requests / 5),
             hello_cpu_seconds=hello_cpu,
@@ -226,10 +228,12 @@ def test_the_cpu_target_is_the_ratio_of_sums_over_interleaved_rounds() -> None:
             services_cpu_seconds={"postgres": 1.0},
             transactions=100,
             rows=posts,
+            form=wrk_result(forms, forms / 5),
+            form_cpu_seconds=forms / 5_000,  # 200 µs each
         )
 
     rounds = CpuRounds(
-        [cpu_round(40_000, 5.0, 20_000, 5.0), cpu_round(20_000, 3.0, 10_000, 4.0)],
+        [cpu_round(40_000, 5.0, 20_000, 5.0, 18_000), cpu_round(20_000, 3.0, 10_000, 4.0, 6_000)],
         warmup_answered=7,
     )
     assert rounds.rounds[0].ratio == pytest.approx(250 / 125)
@@ -237,7 +241,11 @@ def test_the_cpu_target_is_the_ratio_of_sums_over_interleaved_rounds() -> None:
     assert rounds.hello_cpu_us == pytest.approx(8.0 / 60_000 * 1e6)
     assert rounds.post_cpu_us == pytest.approx(9.0 / 30_000 * 1e6)
     assert rounds.ratio == pytest.approx(300 / (8e6 / 60_000))  # not the mean of the rounds
-    assert rounds.answered == 30_007
+    assert rounds.answered == 30_007 + 24_000  # the forms are stored and accounted too
+    # the form target: of the sums, so the slow second round weighs by its own rate
+    assert rounds.rounds[0].form_share == pytest.approx(0.9)  # 3,600 ÷ 4,000 req/s
+    assert rounds.form_share == pytest.approx(4_800 / 6_000)  # not the mean, 0.75
+    assert rounds.form_cpu_us == pytest.approx(200.0)
     assert rounds.service_cpu_us("postgres") == pytest.approx(2.0 / 30_000 * 1e6)
     assert rounds.service_cpu_us("kafka") is None  # not ours to count: no number, not zero
     assert rounds.rows_per_transaction == pytest.approx(150.0)
