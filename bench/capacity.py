@@ -246,7 +246,6 @@ def model(inputs: Inputs, assume: Assumptions) -> Needs:
 def inputs_of(results: BenchResults) -> Inputs:
     web, machine = results.web, results.machine
     cpu = web.cpu
-    rounds_rate = sum(r.post.requests_per_second for r in cpu.rounds) / len(cpu.rounds)
     return Inputs(
         measured=f"{machine.date}, {machine.cpu}, {machine.cores} cores, "
         f"load average {machine.load_average:.2f} before the run",
@@ -258,7 +257,7 @@ def inputs_of(results: BenchResults) -> Inputs:
         postgres_us_per_row=cpu.service_cpu_us("postgres") or math.nan,
         kafka_us_per_job=cpu.service_cpu_us("kafka") or math.nan,
         rows_per_transaction=cpu.rows_per_transaction,
-        bench_rows_per_second=rounds_rate,
+        bench_rows_per_second=cpu.post_rate,
         bytes_per_row=web.table_bytes / max(1, web.accounting.stored_rows),
     )
 

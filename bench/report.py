@@ -10,7 +10,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from bench import pictures, polls, web
-from bench.cpu import us_per
 from bench.phrases import PHRASES
 from bench.plot import Line, Panel, draw
 from bench.results import (
@@ -133,29 +132,29 @@ def _web(results: BenchResults, picture: str) -> str:
 def _cpu_rounds(results: BenchResults) -> str:
     cpu = results.web.cpu
     rows = [
-        "### Server CPU per request: hello, API POST and htmx form POST interleaved at "
-        f"{web.CPU_CONNECTIONS}",
+        "### Server CPU per request: hello, htmx form POST and API POST interleaved at "
+        f"{web.CPU_CONNECTIONS}, {len(cpu.rounds)} slices of {web.SLICE_SECONDS:g} s",
         "",
-        "| round | hello req/s | hello CPU µs | POST req/s | POST app CPU µs | CPU ratio "
+        "| slices | hello req/s | hello CPU µs | POST req/s | POST app CPU µs | CPU ratio "
         "| throughput ratio | PostgreSQL µs | broker µs | rows per transaction "
         "| form req/s | form app CPU µs | form ÷ POST |",
         "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for number, r in enumerate(cpu.rounds, 1):
+    first = 1
+    for third in cpu.thirds():
         services = [
-            f"{us_per(r.services_cpu_seconds[name], r.post.answered_2xx):.0f}"
-            if name in r.services_cpu_seconds
-            else "–"
+            "–" if (us := third.service_cpu_us(name)) is None else f"{us:.0f}"
             for name in ("postgres", "kafka")
         ]
+        count = len(third.rounds)
         rows.append(
-            f"| {number} | {r.hello.requests_per_second:,.0f} | {r.hello_cpu_us:.0f} | "
-            f"{r.post.requests_per_second:,.0f} | {r.post_cpu_us:.0f} | {r.ratio:.2f} | "
-            f"{r.post.requests_per_second / r.hello.requests_per_second:.0%} | "
-            f"{services[0]} | {services[1]} | {r.rows / max(1, r.transactions):.1f} | "
-            f"{r.form.requests_per_second:,.0f} | "
-            f"{us_per(r.form_cpu_seconds, r.form.answered_2xx):.0f} | {r.form_share:.2f} |"
+            f"| {first}–{first + count - 1} | {third.hello_rate:,.0f} | "
+            f"{third.hello_cpu_us:.0f} | {third.post_rate:,.0f} | {third.post_cpu_us:.0f} | "
+            f"{third.ratio:.2f} | {third.throughput_ratio:.0%} | "
+            f"{services[0]} | {services[1]} | {third.rows_per_transaction:.1f} | "
+            f"{third.form_rate:,.0f} | {third.form_cpu_us:.0f} | {third.form_share:.2f} |"
         )
+        first += count
     postgres, kafka = cpu.service_cpu_us("postgres"), cpu.service_cpu_us("kafka")
     rows.append(
         f"| **all** | | **{cpu.hello_cpu_us:.0f}** | | **{cpu.post_cpu_us:.0f}** | "
@@ -166,13 +165,16 @@ def _cpu_rounds(results: BenchResults) -> str:
     )
     rows += [
         "",
-        "CPU µs are the server process tree's utime + stime + cutime + cstime "
-        "(`/proc/PID/stat`) over the 5 s run divided by the requests wrk saw answered (for the "
-        "POST: answered 2xx = stored, see Correctness). PostgreSQL (postmaster and backends) "
+        "Requests/s are means over the slices. CPU µs are the server process tree's utime + "
+        "stime + cutime + cstime (`/proc/PID/stat`) divided by the requests wrk saw answered "
+        "(for the POSTs: answered 2xx = stored, see Correctness); each over its own run (what a "
+        "run leaves to the next, its last jobs' publishing and its requests in flight at "
+        "wrk's stop, measured ~1 µs a request, and each run inherits as much); the form and "
+        "the API swap places every slice. PostgreSQL (postmaster and backends) "
         "and the broker are counted the same way, per stored figalization; they run with "
         "`fsync=off` here, so a real commit costs them more. The target is the CPU ratio of "
-        "all rounds (sums of CPU ÷ sums of requests); the form target is the form's requests/s "
-        "÷ the API POST's, of the sums over the rounds.",
+        "all slices (sums of CPU ÷ sums of requests); the form target is the form's requests/s "
+        "÷ the API POST's, of the sums over the slices.",
     ]
     return "\n".join(rows)
 

@@ -32,8 +32,9 @@ from bench.prometheus import Scrape, scrape
 from bench.stack import Process, Site, Stack
 
 CONNECTIONS = (16, 64, 256)
-CPU_CONNECTIONS = 64  # the interleaved hello / API POST / form rounds of the CPU and form targets
-CPU_ROUNDS = 3
+CPU_CONNECTIONS = 64  # the interleaved hello / form / API POST slices of the CPU and form targets
+CPU_SLICES = 15
+SLICE_SECONDS = 1.0  # wrk's shortest run
 WARMUP_SECONDS = 1.0
 RUN_SECONDS = 5.0
 SCHEMES = ("figa", "khren")
@@ -56,16 +57,17 @@ class Series:
 
 @dataclass
 class Round:
-    """The ceiling's hello, then the API POST, then the htmx form POST, at the same
-    connection count, one after the other: the pair the CPU target compares (the servers'
-    CPU, not the shared cores' rate) and the pair the form target compares."""
+    """One slice: the ceiling's hello, the htmx form POST and the API POST, a second each at
+    the same connection count, one after the other: hello and API are the pair the CPU
+    target compares (the servers' CPU, not the shared cores' rate), form and API the pair
+    the form target compares."""
 
     hello: WrkResult
     hello_cpu_seconds: float
     post: WrkResult
-    post_cpu_seconds: float  # the app's
-    services_cpu_seconds: dict[str, float]  # PostgreSQL and the broker during the POST run
-    transactions: int  # group commit batches written during the POST run
+    post_cpu_seconds: float  # the app's, during the API run
+    services_cpu_seconds: dict[str, float]  # PostgreSQL's and the broker's during that run
+    transactions: int  # group commit batches written during that run
     rows: int  # figalizations those batches stored
     form: WrkResult
     form_cpu_seconds: float  # the app's
@@ -90,7 +92,7 @@ class Round:
 
 @dataclass
 class CpuRounds:
-    """Interleaved rounds; the ratio is of the sums (each round weighs by its requests)."""
+    """Interleaved slices; the ratio is of the sums (each slice weighs by its requests)."""
 
     rounds: list[Round]
     warmup_answered: int = 0  # the POST warm-ups' 2xx: stored too, so counted by `Accounting`
@@ -120,17 +122,31 @@ class CpuRounds:
         return self.post_cpu_us / self.hello_cpu_us
 
     @property
+    def hello_rate(self) -> float:
+        return sum(r.hello.requests_per_second for r in self.rounds) / len(self.rounds)
+
+    @property
+    def post_rate(self) -> float:
+        return sum(r.post.requests_per_second for r in self.rounds) / len(self.rounds)
+
+    @property
+    def form_rate(self) -> float:
+        return sum(r.form.requests_per_second for r in self.rounds) / len(self.rounds)
+
+    @property
     def throughput_ratio(self) -> float:
-        post = sum(r.post.requests_per_second for r in self.rounds)
-        return post / sum(r.hello.requests_per_second for r in self.rounds)
+        return self.post_rate / self.hello_rate
+
+    def thirds(self) -> list[CpuRounds]:
+        """The slices in three consecutive groups, for the report: one slice is a second."""
+        size = -(-len(self.rounds) // 3)
+        return [CpuRounds(self.rounds[i : i + size]) for i in range(0, len(self.rounds), size)]
 
     @property
     def form_share(self) -> float:
-        """The htmx form's requests/s ÷ the API's, of the sums: each run 5 s, and one pair a
-        few seconds apart three times over, so a moment the shared machine was slow for one
-        of them weighs a third, not the whole ratio."""
-        form = sum(r.form.requests_per_second for r in self.rounds)
-        return form / sum(r.post.requests_per_second for r in self.rounds)
+        """The htmx form's requests/s ÷ the API's, of the sums: a second each, side by side,
+        fifteen times over, so a moment the shared machine was slow weighs a fifteenth."""
+        return self.form_rate / self.post_rate
 
     @property
     def form_cpu_us(self) -> float:
@@ -224,11 +240,11 @@ async def measure_web(
         (api, form_htmx, form_page), answered_by_wrk, abandoned = await _measure_figalizations(
             wrk, app, plans
         )
-        cpu = await _measure_cpu_rounds(
+        cpu = await _measure_cpu_slices(
             client, stack, site, app, wrk, hello, Wrk(hello_url), plans[0], plans[1]
         )
         answered_by_wrk += cpu.answered
-        abandoned += 4 * CPU_CONNECTIONS * len(cpu.rounds)  # warm-ups and measured runs
+        abandoned += CPU_CONNECTIONS * (2 + 2 * len(cpu.rounds))  # warm-ups and measured runs
         accounting = await _account(
             client, app, site, before, answered + answered_by_wrk, abandoned
         )
@@ -265,7 +281,7 @@ async def _published(site: Site, *, within: float = 20.0) -> tuple[int, float]:
         await asyncio.sleep(0.05)
 
 
-async def _measure_cpu_rounds(
+async def _measure_cpu_slices(
     client: httpx.AsyncClient,
     stack: Stack,
     site: Site,
@@ -276,50 +292,51 @@ async def _measure_cpu_rounds(
     api: Plan,
     form: Plan,
 ) -> CpuRounds:
-    """Hello, API POST, form POST, hello, API POST, form POST… at 64 connections, each after
-    its own warm-up: the servers see the same moments of the machine, so whatever else runs
-    slows them all. A POST run starts once the outbox is empty and its CPU is counted until
-    the outbox is empty again: the relay's publishing of the run's own jobs is the run's, an
-    earlier run's is not (the first round came after the figalization series, and paid
-    their backlog)."""
-    rounds, warmup_answered = [], 0
-    for _ in range(CPU_ROUNDS):
-        await hello_wrk.run("/", connections=CPU_CONNECTIONS, seconds=WARMUP_SECONDS)
-        hello_run, hello_cpu = await cpu_during(
-            {"hello": hello.cpu_seconds},
-            hello_wrk.run("/", connections=CPU_CONNECTIONS, seconds=RUN_SECONDS),
+    """Hello, then the form POST and the API POST, a second each at 64 connections, fifteen
+    times over after one warm-up of each: the machine is shared and its speed drifts within
+    seconds (the same hello cost 66 µs and 125 µs a request in consecutive seconds), so the
+    runs that are compared take turns every second, and whatever else runs slows all three
+    alike. Three 5 s rounds had the CPU ratio move 1.26–1.92 from one round to the next.
+    Form and API swap places every slice: the POST run that follows another pays for what
+    the first left behind (its publishing, PostgreSQL's cleaning up), and neither may have
+    that place for good. Each run's CPU is the app's during the run: what one run leaves
+    to the next (its last jobs' publishing, its requests in flight at wrk's stop) measured
+    ~1 µs a request, and each run inherits as much from the one before."""
+
+    def run(target: Wrk, plan: Plan | None, seconds: float = SLICE_SECONDS) -> Awaitable[WrkResult]:
+        if plan is None:
+            return target.run("/", connections=CPU_CONNECTIONS, seconds=seconds)
+        _, requests, headers = plan
+        return target.run(
+            connections=CPU_CONNECTIONS, seconds=seconds, requests=requests, headers=headers
         )
 
-        def post(plan: Plan, seconds: float) -> Awaitable[WrkResult]:
-            _, requests, headers = plan
-            return wrk.run(
-                connections=CPU_CONNECTIONS, seconds=seconds, requests=requests, headers=headers
-            )
-
-        async def post_then_published(plan: Plan) -> WrkResult:
-            run = await post(plan, RUN_SECONDS)
-            await _published(site)  # its jobs' publishing counts; an earlier run's does not
-            return run
-
-        warmup_answered += (await post(api, WARMUP_SECONDS)).answered_2xx
-        await _published(site)
-        before = await scrape(client, app.metrics_url)
-        before_services = stack.service_cpu_seconds()
-        post_run, post_cpu = await cpu_during({"app": app.cpu_seconds}, post_then_published(api))
-        after_services = stack.service_cpu_seconds()
-        delta = (await scrape(client, app.metrics_url)).minus(before)
-        warmup_answered += (await post(form, WARMUP_SECONDS)).answered_2xx
-        await _published(site)
-        form_run, form_cpu = await cpu_during({"app": app.cpu_seconds}, post_then_published(form))
-        rounds.append(
+    warmup_answered = 0
+    await run(hello_wrk, None, WARMUP_SECONDS)
+    for plan in (form, api):
+        warmup_answered += (await run(wrk, plan, WARMUP_SECONDS)).answered_2xx
+    await _published(site)  # the series' and the warm-ups' jobs are not the slices'
+    slices = []
+    for number in range(CPU_SLICES):
+        hello_run, hello_cpu = await cpu_during({"hello": hello.cpu_seconds}, run(hello_wrk, None))
+        for first in ("form", "api") if number % 2 == 0 else ("api", "form"):
+            if first == "form":
+                form_run, form_cpu = await cpu_during({"app": app.cpu_seconds}, run(wrk, form))
+                continue
+            before = await scrape(client, app.metrics_url)  # its own CPU is not the run's
+            services_before = stack.service_cpu_seconds()
+            post_run, post_cpu = await cpu_during({"app": app.cpu_seconds}, run(wrk, api))
+            services_after = stack.service_cpu_seconds()
+            delta = (await scrape(client, app.metrics_url)).minus(before)
+        slices.append(
             Round(
                 hello=hello_run,
                 hello_cpu_seconds=hello_cpu["hello"],
                 post=post_run,
                 post_cpu_seconds=post_cpu["app"],
                 services_cpu_seconds={
-                    name: after_services[name] - before_services[name]
-                    for name in before_services.keys() & after_services.keys()
+                    name: services_after[name] - services_before[name]
+                    for name in services_before.keys() & services_after.keys()
                 },
                 transactions=round(delta.total(f"{_BATCH}_count")),
                 rows=round(delta.total(f"{_BATCH}_sum")),
@@ -327,7 +344,8 @@ async def _measure_cpu_rounds(
                 form_cpu_seconds=form_cpu["app"],
             )
         )
-    return CpuRounds(rounds, warmup_answered)
+    await _published(site)  # the slices' jobs are out before the accounting counts them
+    return CpuRounds(slices, warmup_answered)
 
 
 def _plans(cookie: str, token: str) -> list[Plan]:

@@ -246,6 +246,12 @@ def test_the_cpu_target_is_the_ratio_of_sums_over_interleaved_rounds() -> None:
     assert rounds.rounds[0].form_share == pytest.approx(0.9)  # 3,600 ÷ 4,000 req/s
     assert rounds.form_share == pytest.approx(4_800 / 6_000)  # not the mean, 0.75
     assert rounds.form_cpu_us == pytest.approx(200.0)
+    assert rounds.post_rate == pytest.approx(3_000.0)  # the mean of 4,000 and 2,000 req/s
+    [first, second] = rounds.thirds()  # two slices: a group each
+    assert first.ratio == rounds.rounds[0].ratio
+    assert second.form_share == pytest.approx(0.6)
+    fifteen = CpuRounds(rounds.rounds * 7 + rounds.rounds[:1])
+    assert [len(third.rounds) for third in fifteen.thirds()] == [5, 5, 5]
     assert rounds.service_cpu_us("postgres") == pytest.approx(2.0 / 30_000 * 1e6)
     assert rounds.service_cpu_us("kafka") is None  # not ours to count: no number, not zero
     assert rounds.rows_per_transaction == pytest.approx(150.0)
