@@ -187,6 +187,13 @@ class _BackgroundGuard:
         error: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        if isinstance(error, TimeoutError | sa.exc.TimeoutError):
+        if _timed_out(error):
             raise StoreUnavailable(f"no answer in time ({error!r})") from error
         self._guard.__exit__(kind, error, traceback)
+
+
+def _timed_out(error: BaseException | None) -> bool:
+    """The driver's or the pool's timeout, raw or as SQLAlchemy wraps the driver's."""
+    if isinstance(error, sa.exc.DBAPIError) and error.orig is not None:
+        error = error.orig.__cause__
+    return isinstance(error, TimeoutError | sa.exc.TimeoutError)
