@@ -69,7 +69,7 @@ class Database:
         self.timeout_seconds = timeout_seconds
         self._direct_connect_kwargs = direct_connect_kwargs
         self._guard = _OutageGuard()
-        self._background_guard = _BackgroundGuard(self._guard)
+        self._background_guard = self._guard.for_background()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Database:
@@ -95,7 +95,7 @@ class Database:
         self, *, write: bool = False, background: bool = False
     ) -> AsyncIterator[AsyncConnection]:
         """A pooled connection (in a transaction when `write`), guarded; `background` for
-        work no request waits on (see `_BackgroundGuard`)."""
+        work no request waits on (see `_OutageGuard`)."""
         with self._background_guard if background else self._guard:
             opener = self._engine.begin() if write else self._engine.connect()
             async with opener as connection:
@@ -138,19 +138,31 @@ class Database:
 
 class _OutageGuard:
     """The outage rule as a plain context manager, reused: the write path enters it once a
-    batch, and one `StoreUnavailable` makes the next calls fail at once for a moment."""
+    batch, and one `StoreUnavailable` makes the next calls fail at once for a moment.
 
-    __slots__ = ("_down_until",)
+    `for_background()` is the same rule for work no request waits on (the reconciler, the
+    relay's gauges): it fails fast while the database is down, and a refused or broken
+    connection trips the rule for everyone, but its own statement running out of time does
+    not. Under load a slow background statement is the load, not an outage: one reconciler
+    round past its timeout once made every request fail fast for a moment, and answer
+    unstored. A database that is really away times out the requests' own statements, which
+    trip it."""
 
-    def __init__(self) -> None:
-        self._down_until = 0.0
+    __slots__ = ("_down_until", "_timeouts_trip")
+
+    def __init__(self, down_until: list[float] | None = None, *, timeouts_trip: bool = True):
+        self._down_until = down_until if down_until is not None else [0.0]  # shared
+        self._timeouts_trip = timeouts_trip
+
+    def for_background(self) -> _OutageGuard:
+        return _OutageGuard(self._down_until, timeouts_trip=False)
 
     def trip(self) -> None:
         """An outage seen outside the guard: fail fast from now on, for a moment."""
-        self._down_until = time.monotonic() + FAIL_FAST_SECONDS
+        self._down_until[0] = time.monotonic() + FAIL_FAST_SECONDS
 
     def __enter__(self) -> None:
-        if time.monotonic() < self._down_until:
+        if time.monotonic() < self._down_until[0]:
             raise StoreUnavailable("database was unreachable a moment ago")
 
     def __exit__(
@@ -159,37 +171,12 @@ class _OutageGuard:
         error: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
+        if not self._timeouts_trip and _timed_out(error):
+            raise StoreUnavailable(f"no answer in time ({error!r})") from error
         if isinstance(error, Exception) and is_outage(error):
             self.trip()
             message = str(error).splitlines()[0] if str(error) else repr(error)
             raise StoreUnavailable(message) from error
-
-
-class _BackgroundGuard:
-    """The outage rule for background work (the reconciler, the relay's gauges): it fails
-    fast while the database is down, and a refused or broken connection trips the rule for
-    everyone, but its own statement running out of time does not. Under load a slow
-    background statement is the load, not an outage: one reconciler round past its
-    timeout once made every request fail fast for a moment, and answer unstored. A
-    database that is really away times out the requests' own statements, which trip it."""
-
-    __slots__ = ("_guard",)
-
-    def __init__(self, guard: _OutageGuard) -> None:
-        self._guard = guard
-
-    def __enter__(self) -> None:
-        self._guard.__enter__()
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        if _timed_out(error):
-            raise StoreUnavailable(f"no answer in time ({error!r})") from error
-        self._guard.__exit__(kind, error, traceback)
 
 
 def _timed_out(error: BaseException | None) -> bool:
