@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import socket
 import threading
@@ -197,6 +198,18 @@ async def test_a_worker_cut_from_s3_mid_upload_stores_every_picture_after_the_li
     )
 
 
+async def _recorded_but_waiting(cluster: Cluster, worker: Process) -> int:
+    """Pictures the worker still waits to record whose status PostgreSQL already holds."""
+    waiting = set(re.findall(r"recording picture ([0-9A-Z]{26}) waits", this_run(worker)))
+    if not waiting:
+        return 0
+    ids = ", ".join(f"'{figalization_id}'" for figalization_id in sorted(waiting))  # ULIDs
+    found = await cluster.scalar(
+        f"select count(*) from figalization where image_status = 'ready' and id in ({ids})"  # noqa: S608
+    )
+    return int(found)
+
+
 async def test_a_worker_cut_from_postgresql_after_storing_records_every_status_once_back(
     cluster: Cluster,
 ) -> None:
@@ -215,6 +228,7 @@ async def test_a_worker_cut_from_postgresql_after_storing_records_every_status_o
         # `ready` rows is the window the cut was aimed at.
         marks["objects_in_cut"] = float(len(await asyncio.to_thread(cluster.objects)))
         marks["ready_in_cut"] = float(await ready_count(cluster))
+        marks["recorded_unheard"] = float(await _recorded_but_waiting(cluster, worker))
         cluster.hosts.restore("worker-a", "pg")
         marks["restored"] = traffic.now()
         marks["caught_up"] = await caught_up(cluster, traffic, within=SETTLE_WITHIN_SECONDS)
@@ -222,7 +236,10 @@ async def test_a_worker_cut_from_postgresql_after_storing_records_every_status_o
     window, settled = await _through(
         cluster, app, traffic, fault(), seconds=16, window=lambda: (marks["cut"], marks["restored"])
     )
-    assert marks["objects_in_cut"] > marks["ready_in_cut"]
+    # The same window seen from its other side: the worker takes jobs in batches, and when
+    # the one picture in flight had its status committed while the cut dropped PostgreSQL's
+    # answer, it is recorded, and its worker still waits to hear so (a CI run saw 41 = 41).
+    assert marks["objects_in_cut"] > marks["ready_in_cut"] or marks["recorded_unheard"] > 0
     assert "waits for the database" in this_run(worker)
     _report(
         "worker-pg",
