@@ -125,15 +125,15 @@ def _web(results: BenchResults, picture: str) -> str:
                 f"{share:.0%} | {cpu:.0f} | {cpu_share:.2f}× | {run.p50_ms:.1f} | "
                 f"{run.p99_ms:.1f} | {run.non_2xx} |"
             )
-    rows += ["", _cpu_rounds(results)]
+    rows += ["", _cpu_slices(results)]
     return "\n".join(rows)
 
 
-def _cpu_rounds(results: BenchResults) -> str:
+def _cpu_slices(results: BenchResults) -> str:
     cpu = results.web.cpu
     rows = [
         "### Server CPU per request: hello, htmx form POST and API POST interleaved at "
-        f"{web.CPU_CONNECTIONS}, {len(cpu.rounds)} slices of {web.SLICE_SECONDS:g} s",
+        f"{web.CPU_CONNECTIONS}, {len(cpu.slices)} slices of {web.SLICE_SECONDS:g} s",
         "",
         "| slices | hello req/s | hello CPU µs | POST req/s | POST app CPU µs | CPU ratio "
         "| throughput ratio | PostgreSQL µs | broker µs | rows per transaction "
@@ -146,7 +146,7 @@ def _cpu_rounds(results: BenchResults) -> str:
             "–" if (us := third.service_cpu_us(name)) is None else f"{us:.0f}"
             for name in ("postgres", "kafka")
         ]
-        count = len(third.rounds)
+        count = len(third.slices)
         rows.append(
             f"| {first}–{first + count - 1} | {third.hello_rate:,.0f} | "
             f"{third.hello_cpu_us:.0f} | {third.post_rate:,.0f} | {third.post_cpu_us:.0f} | "
@@ -343,7 +343,8 @@ METHOD = """## How it is measured
   each measured wrk run, divided by the requests wrk saw answered. Requests still in flight
   when wrk stops (at most its connections, < 1 % of a run) make it slightly high, alike for
   every route. Unlike requests/s it does not depend on what else uses the cores, so the
-  hello and the API POST are measured in interleaved rounds and compared as a ratio.
+  hello, the API POST and the form are measured in interleaved 1 s slices and compared
+  as ratios.
   The capacity model ([capacity.md](capacity.md)) is built from these numbers.
 - **Polls**: the version is the one the fragment's own `hx-get` carries; the app must
   answer 204 from memory. CPU per poll is the app process's utime + stime

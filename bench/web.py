@@ -56,7 +56,7 @@ class Series:
 
 
 @dataclass
-class Round:
+class Slice:
     """One slice: the ceiling's hello, the htmx form POST and the API POST, a second each at
     the same connection count, one after the other: hello and API are the pair the CPU
     target compares (the servers' CPU, not the shared cores' rate), form and API the pair
@@ -91,30 +91,30 @@ class Round:
 
 
 @dataclass
-class CpuRounds:
+class CpuSlices:
     """Interleaved slices; the ratio is of the sums (each slice weighs by its requests)."""
 
-    rounds: list[Round]
+    slices: list[Slice]
     warmup_answered: int = 0  # the POST warm-ups' 2xx: stored too, so counted by `Accounting`
 
     @property
     def answered(self) -> int:
         return self.warmup_answered + sum(
-            r.post.answered_2xx + r.form.answered_2xx for r in self.rounds
+            r.post.answered_2xx + r.form.answered_2xx for r in self.slices
         )
 
     @property
     def hello_cpu_us(self) -> float:
         return us_per(
-            sum(r.hello_cpu_seconds for r in self.rounds),
-            sum(r.hello.requests for r in self.rounds),
+            sum(r.hello_cpu_seconds for r in self.slices),
+            sum(r.hello.requests for r in self.slices),
         )
 
     @property
     def post_cpu_us(self) -> float:
         return us_per(
-            sum(r.post_cpu_seconds for r in self.rounds),
-            sum(r.post.answered_2xx for r in self.rounds),
+            sum(r.post_cpu_seconds for r in self.slices),
+            sum(r.post.answered_2xx for r in self.slices),
         )
 
     @property
@@ -123,24 +123,24 @@ class CpuRounds:
 
     @property
     def hello_rate(self) -> float:
-        return sum(r.hello.requests_per_second for r in self.rounds) / len(self.rounds)
+        return sum(r.hello.requests_per_second for r in self.slices) / len(self.slices)
 
     @property
     def post_rate(self) -> float:
-        return sum(r.post.requests_per_second for r in self.rounds) / len(self.rounds)
+        return sum(r.post.requests_per_second for r in self.slices) / len(self.slices)
 
     @property
     def form_rate(self) -> float:
-        return sum(r.form.requests_per_second for r in self.rounds) / len(self.rounds)
+        return sum(r.form.requests_per_second for r in self.slices) / len(self.slices)
 
     @property
     def throughput_ratio(self) -> float:
         return self.post_rate / self.hello_rate
 
-    def thirds(self) -> list[CpuRounds]:
+    def thirds(self) -> list[CpuSlices]:
         """The slices in three consecutive groups, for the report: one slice is a second."""
-        size = -(-len(self.rounds) // 3)
-        return [CpuRounds(self.rounds[i : i + size]) for i in range(0, len(self.rounds), size)]
+        size = -(-len(self.slices) // 3)
+        return [CpuSlices(self.slices[i : i + size]) for i in range(0, len(self.slices), size)]
 
     @property
     def form_share(self) -> float:
@@ -151,22 +151,22 @@ class CpuRounds:
     @property
     def form_cpu_us(self) -> float:
         return us_per(
-            sum(r.form_cpu_seconds for r in self.rounds),
-            sum(r.form.answered_2xx for r in self.rounds),
+            sum(r.form_cpu_seconds for r in self.slices),
+            sum(r.form.answered_2xx for r in self.slices),
         )
 
     def service_cpu_us(self, service: str) -> float | None:
         """A server's CPU per stored figalization (None when it was not ours to count)."""
-        if not all(service in r.services_cpu_seconds for r in self.rounds):
+        if not all(service in r.services_cpu_seconds for r in self.slices):
             return None
         return us_per(
-            sum(r.services_cpu_seconds[service] for r in self.rounds),
-            sum(r.post.answered_2xx for r in self.rounds),
+            sum(r.services_cpu_seconds[service] for r in self.slices),
+            sum(r.post.answered_2xx for r in self.slices),
         )
 
     @property
     def rows_per_transaction(self) -> float:
-        return sum(r.rows for r in self.rounds) / max(1, sum(r.transactions for r in self.rounds))
+        return sum(r.rows for r in self.slices) / max(1, sum(r.transactions for r in self.slices))
 
 
 @dataclass
@@ -209,7 +209,7 @@ class WebResults:
     accounting: Accounting
     wrong_statuses: dict[str, float]  # "METHOD route status" → count, from the app's metrics
     app_rss_bytes: int
-    cpu: CpuRounds
+    cpu: CpuSlices
     table_bytes: int  # the figalization table with its indexes and TOAST, after the runs
 
 
@@ -229,7 +229,7 @@ async def measure_ceiling(hello: Process, base_url: str) -> Series:
 async def measure_web(
     stack: Stack, app: Process, base_url: str, site: Site, hello: Process, hello_url: str
 ) -> WebResults:
-    """The figalization series, the interleaved CPU rounds against the (still running)
+    """The figalization series, the interleaved CPU slices against the (still running)
     ceiling, the accounting of every figalization, then the polls."""
     wrk = Wrk(base_url)
     async with httpx.AsyncClient(base_url=base_url, timeout=10.0) as client:
@@ -244,7 +244,7 @@ async def measure_web(
             client, stack, site, app, wrk, hello, Wrk(hello_url), plans[0], plans[1]
         )
         answered_by_wrk += cpu.answered
-        abandoned += CPU_CONNECTIONS * (2 + 2 * len(cpu.rounds))  # warm-ups and measured runs
+        abandoned += CPU_CONNECTIONS * (2 + 2 * len(cpu.slices))  # warm-ups and measured runs
         accounting = await _account(
             client, app, site, before, answered + answered_by_wrk, abandoned
         )
@@ -291,7 +291,7 @@ async def _measure_cpu_slices(
     hello_wrk: Wrk,
     api: Plan,
     form: Plan,
-) -> CpuRounds:
+) -> CpuSlices:
     """Hello, then the form POST and the API POST, a second each at 64 connections, fifteen
     times over after one warm-up of each: the machine is shared and its speed drifts within
     seconds (the same hello cost 66 µs and 125 µs a request in consecutive seconds), so the
@@ -316,36 +316,48 @@ async def _measure_cpu_slices(
     for plan in (form, api):
         warmup_answered += (await run(wrk, plan, WARMUP_SECONDS)).answered_2xx
     await _published(site)  # the series' and the warm-ups' jobs are not the slices'
+
+    async def form_run() -> tuple[WrkResult, float]:
+        result, cpu = await cpu_during({"app": app.cpu_seconds}, run(wrk, form))
+        return result, cpu["app"]
+
+    async def api_run() -> tuple[WrkResult, float, dict[str, float], Scrape]:
+        """The run, the app's CPU, the servers' CPU and the app's metrics during it."""
+        before = await scrape(client, app.metrics_url)  # its own CPU is not the run's
+        services_before = stack.service_cpu_seconds()
+        result, cpu = await cpu_during({"app": app.cpu_seconds}, run(wrk, api))
+        services_after = stack.service_cpu_seconds()
+        delta = (await scrape(client, app.metrics_url)).minus(before)
+        services = {
+            name: services_after[name] - services_before[name]
+            for name in services_before.keys() & services_after.keys()
+        }
+        return result, cpu["app"], services, delta
+
     slices = []
     for number in range(CPU_SLICES):
         hello_run, hello_cpu = await cpu_during({"hello": hello.cpu_seconds}, run(hello_wrk, None))
-        for first in ("form", "api") if number % 2 == 0 else ("api", "form"):
-            if first == "form":
-                form_run, form_cpu = await cpu_during({"app": app.cpu_seconds}, run(wrk, form))
-                continue
-            before = await scrape(client, app.metrics_url)  # its own CPU is not the run's
-            services_before = stack.service_cpu_seconds()
-            post_run, post_cpu = await cpu_during({"app": app.cpu_seconds}, run(wrk, api))
-            services_after = stack.service_cpu_seconds()
-            delta = (await scrape(client, app.metrics_url)).minus(before)
+        if number % 2 == 0:
+            form_result, form_cpu = await form_run()
+            post, post_cpu, services, delta = await api_run()
+        else:
+            post, post_cpu, services, delta = await api_run()
+            form_result, form_cpu = await form_run()
         slices.append(
-            Round(
+            Slice(
                 hello=hello_run,
                 hello_cpu_seconds=hello_cpu["hello"],
-                post=post_run,
-                post_cpu_seconds=post_cpu["app"],
-                services_cpu_seconds={
-                    name: services_after[name] - services_before[name]
-                    for name in services_before.keys() & services_after.keys()
-                },
+                post=post,
+                post_cpu_seconds=post_cpu,
+                services_cpu_seconds=services,
                 transactions=round(delta.total(f"{_BATCH}_count")),
                 rows=round(delta.total(f"{_BATCH}_sum")),
-                form=form_run,
-                form_cpu_seconds=form_cpu["app"],
+                form=form_result,
+                form_cpu_seconds=form_cpu,
             )
         )
     await _published(site)  # the slices' jobs are out before the accounting counts them
-    return CpuRounds(slices, warmup_answered)
+    return CpuSlices(slices, warmup_answered)
 
 
 def _plans(cookie: str, token: str) -> list[Plan]:

@@ -150,7 +150,9 @@ class _OutageGuard:
 
     __slots__ = ("_down_until", "_timeouts_trip")
 
-    def __init__(self, down_until: list[float] | None = None, *, timeouts_trip: bool = True):
+    def __init__(
+        self, down_until: list[float] | None = None, *, timeouts_trip: bool = True
+    ) -> None:
         self._down_until = down_until if down_until is not None else [0.0]  # shared
         self._timeouts_trip = timeouts_trip
 

@@ -15,7 +15,7 @@ from bench.pictures import spread, steady_rate
 from bench.plot import nice_ticks, tick_label
 from bench.polls import poll_path
 from bench.prometheus import parse, quantile, share_at_most
-from bench.web import CpuRounds, Round, Series, csrf_token, wrong_statuses
+from bench.web import CpuSlices, Series, Slice, csrf_token, wrong_statuses
 
 WRK_CLEAN = """\
 Running 5s test @ http://127.0.0.1:40111/
@@ -216,11 +216,11 @@ def test_cpu_per_request_divides_the_servers_cpu_by_the_requests_answered() -> N
         us_per(1.0, 0)
 
 
-def test_the_cpu_target_is_the_ratio_of_sums_over_interleaved_rounds() -> None:
-    def cpu_round(
+def test_the_cpu_target_is_the_ratio_of_sums_over_interleaved_slices() -> None:
+    def cpu_slice(
         hello_requests: int, hello_cpu: float, posts: int, post_cpu: float, forms: int
-    ) -> Round:
-        return Round(
+    ) -> Slice:
+        return Slice(
             hello=wrk_result(hello_requests, hello_requests / 5),
             hello_cpu_seconds=hello_cpu,
             post=wrk_result(posts + 10, posts / 5, non_2xx=10),  # only 2xx are stored
@@ -232,26 +232,26 @@ def test_the_cpu_target_is_the_ratio_of_sums_over_interleaved_rounds() -> None:
             form_cpu_seconds=forms / 5_000,  # 200 µs each
         )
 
-    rounds = CpuRounds(
-        [cpu_round(40_000, 5.0, 20_000, 5.0, 18_000), cpu_round(20_000, 3.0, 10_000, 4.0, 6_000)],
+    measured = CpuSlices(
+        [cpu_slice(40_000, 5.0, 20_000, 5.0, 18_000), cpu_slice(20_000, 3.0, 10_000, 4.0, 6_000)],
         warmup_answered=7,
     )
-    assert rounds.rounds[0].ratio == pytest.approx(250 / 125)
-    assert rounds.rounds[1].ratio == pytest.approx(400 / 150)
-    assert rounds.hello_cpu_us == pytest.approx(8.0 / 60_000 * 1e6)
-    assert rounds.post_cpu_us == pytest.approx(9.0 / 30_000 * 1e6)
-    assert rounds.ratio == pytest.approx(300 / (8e6 / 60_000))  # not the mean of the rounds
-    assert rounds.answered == 30_007 + 24_000  # the forms are stored and accounted too
+    assert measured.slices[0].ratio == pytest.approx(250 / 125)
+    assert measured.slices[1].ratio == pytest.approx(400 / 150)
+    assert measured.hello_cpu_us == pytest.approx(8.0 / 60_000 * 1e6)
+    assert measured.post_cpu_us == pytest.approx(9.0 / 30_000 * 1e6)
+    assert measured.ratio == pytest.approx(300 / (8e6 / 60_000))  # not the mean of the slices
+    assert measured.answered == 30_007 + 24_000  # the forms are stored and accounted too
     # the form target: of the sums, so the slow second round weighs by its own rate
-    assert rounds.rounds[0].form_share == pytest.approx(0.9)  # 3,600 ÷ 4,000 req/s
-    assert rounds.form_share == pytest.approx(4_800 / 6_000)  # not the mean, 0.75
-    assert rounds.form_cpu_us == pytest.approx(200.0)
-    assert rounds.post_rate == pytest.approx(3_000.0)  # the mean of 4,000 and 2,000 req/s
-    [first, second] = rounds.thirds()  # two slices: a group each
-    assert first.ratio == rounds.rounds[0].ratio
+    assert measured.slices[0].form_share == pytest.approx(0.9)  # 3,600 ÷ 4,000 req/s
+    assert measured.form_share == pytest.approx(4_800 / 6_000)  # not the mean, 0.75
+    assert measured.form_cpu_us == pytest.approx(200.0)
+    assert measured.post_rate == pytest.approx(3_000.0)  # the mean of 4,000 and 2,000 req/s
+    [first, second] = measured.thirds()  # two slices: a group each
+    assert first.ratio == measured.slices[0].ratio
     assert second.form_share == pytest.approx(0.6)
-    fifteen = CpuRounds(rounds.rounds * 7 + rounds.rounds[:1])
-    assert [len(third.rounds) for third in fifteen.thirds()] == [5, 5, 5]
-    assert rounds.service_cpu_us("postgres") == pytest.approx(2.0 / 30_000 * 1e6)
-    assert rounds.service_cpu_us("kafka") is None  # not ours to count: no number, not zero
-    assert rounds.rows_per_transaction == pytest.approx(150.0)
+    fifteen = CpuSlices(measured.slices * 7 + measured.slices[:1])
+    assert [len(third.slices) for third in fifteen.thirds()] == [5, 5, 5]
+    assert measured.service_cpu_us("postgres") == pytest.approx(2.0 / 30_000 * 1e6)
+    assert measured.service_cpu_us("kafka") is None  # not ours to count: no number, not zero
+    assert measured.rows_per_transaction == pytest.approx(150.0)
