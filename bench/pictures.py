@@ -25,7 +25,7 @@ import io
 import json
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import httpx
@@ -53,6 +53,7 @@ SCALING_JOBS = 800  # at ~200 pictures/s a worker, a 10–90% window of ~3 s
 class Spread:
     p50: float
     p99: float
+    mean: float = 0.0  # where the rate matters: n calls take n × mean, not n × p50
 
 
 @dataclass
@@ -91,11 +92,23 @@ class Scaling:
     jobs_per_second: float
     seconds_to_all: float  # from spawning the workers to the last picture
     cpu_ms_per_picture: float  # the workers' CPU over the same 10–90% window, per picture
-    render_ms: float  # the renderer's p50 in-process just before the step (no worker running)
+    drawing_ms: float  # the workers' own mean drawing time over that window (their histogram)
+    alone_ms: tuple[float, float]  # the renderer's mean in-process just before and just after
 
     @property
     def per_worker(self) -> float:
         return self.jobs_per_second / self.workers
+
+    @property
+    def drawing_share(self) -> float:
+        """The share of the workers' time spent drawing over the window: their rate ÷ the
+        rate their renderer drew at in the same seconds (1 ÷ its mean there)."""
+        return self.per_worker * self.drawing_ms / 1000
+
+    @property
+    def alone_rate(self) -> float:
+        """Cards/s of the renderer alone in the bench process, around the step."""
+        return 1000 / statistics.mean(self.alone_ms)
 
 
 def measure_render(rounds: int = 2) -> Spread:
@@ -157,7 +170,7 @@ def measure_render_ratio(rounds: int = 3) -> RenderRatio:
 
 def spread(values: list[float]) -> Spread:
     cuts = statistics.quantiles(values, n=100, method="inclusive")
-    return Spread(p50=statistics.median(values), p99=cuts[98])
+    return Spread(p50=statistics.median(values), p99=cuts[98], mean=statistics.mean(values))
 
 
 def api_requests() -> list[Request]:
@@ -229,10 +242,14 @@ async def wait_drained(site: Site, *, within: float) -> float:
 
 async def measure_scaling(client: httpx.AsyncClient, stack: Stack, site: Site) -> list[Scaling]:
     """Jobs/s with 1, 2 and 4 workers on a backlog (no worker may be running when this
-    starts); one worker's rate is also what the steady run's load is a share of."""
+    starts); one worker's rate is also what the steady run's load is a share of. Around each
+    step the renderer is timed alone in this process, for the report: on a shared machine
+    whose speed moves by a fifth from one second to the next, that is a neighbour of the
+    step, not its denominator. The step's own denominator is the workers' drawing time in
+    the same window, from their histograms."""
     results = []
     for count in SCALING_WORKERS:
-        render = measure_render(rounds=1)  # the rate one worker is held to, at this moment
+        before = measure_render().mean
         ready_before = await _ready(site)
         await _enqueue(client, SCALING_JOBS)
         started = time.monotonic()
@@ -240,7 +257,11 @@ async def measure_scaling(client: httpx.AsyncClient, stack: Stack, site: Site) -
         processes = [process for process, _ in workers]
         try:
             samples, cpu = await _sample_ready(
-                site, ready_before, SCALING_JOBS, cpu=functools.partial(_cpu_seconds, processes)
+                site,
+                ready_before,
+                SCALING_JOBS,
+                cpu=functools.partial(_cpu_seconds, processes),
+                drawing=functools.partial(_drawing, client, [url for _, url in workers]),
             )
         finally:
             for process in processes:
@@ -249,13 +270,24 @@ async def measure_scaling(client: httpx.AsyncClient, stack: Stack, site: Site) -
             Scaling(
                 workers=count,
                 jobs=SCALING_JOBS,
-                jobs_per_second=steady_rate(samples, SCALING_JOBS),
-                seconds_to_all=samples[-1][0] - started,
-                cpu_ms_per_picture=window_cpu_ms(samples, cpu, SCALING_JOBS),
-                render_ms=render.p50,
+                jobs_per_second=steady_rate(samples.marks, SCALING_JOBS),
+                seconds_to_all=samples.marks[-1][0] - started,
+                cpu_ms_per_picture=window_cpu_ms(samples.marks, cpu, SCALING_JOBS),
+                drawing_ms=samples.drawing_ms,
+                alone_ms=(before, measure_render().mean),
             )
         )
     return results
+
+
+async def _drawing(client: httpx.AsyncClient, metrics_urls: list[str]) -> tuple[float, float]:
+    """(seconds drawing, cards drawn) so far, summed over the workers' histograms."""
+    seconds = count = 0.0
+    for url in metrics_urls:
+        found = await scrape(client, url)
+        seconds += found.total("figachechnaya_image_render_seconds_sum")
+        count += found.total("figachechnaya_image_render_seconds_count")
+    return seconds, count
 
 
 def _cpu_seconds(processes: list[Process]) -> float:
@@ -285,13 +317,26 @@ async def _enqueue(client: httpx.AsyncClient, jobs: int) -> None:
     raise TimeoutError("the outbox did not empty into Kafka within 30 s")
 
 
+@dataclass
+class ReadySamples:
+    marks: list[tuple[float, int]]  # (monotonic time, pictures made), every 50 ms
+    drawing_ms: float  # the workers' mean drawing time between the 10% and 90% marks
+
+
 async def _sample_ready(
-    site: Site, before: int, jobs: int, *, cpu: Callable[[], float] = lambda: 0.0
-) -> tuple[list[tuple[float, int]], list[float]]:
+    site: Site,
+    before: int,
+    jobs: int,
+    *,
+    cpu: Callable[[], float] = lambda: 0.0,
+    drawing: Callable[[], Awaitable[tuple[float, float]]] | None = None,
+) -> tuple[ReadySamples, list[float]]:
     """(monotonic time, pictures made) every 50 ms until all `jobs` are ready (bounded), and
-    beside each sample `cpu()` (the workers' CPU seconds so far)."""
+    beside each sample `cpu()` (the workers' CPU seconds so far); `drawing()` is read at the
+    samples that open and close the 10–90% window."""
     samples: list[tuple[float, int]] = []
     cpus: list[float] = []
+    drawn: list[tuple[float, float]] = []  # at the window's first and last sample
     deadline = time.monotonic() + DRAIN_LIMIT_SECONDS
     async with site.database() as db:
         while not samples or samples[-1][1] < jobs:
@@ -302,8 +347,15 @@ async def _sample_ready(
             )
             samples.append((time.monotonic(), int(ready) - before))
             cpus.append(cpu())
+            share = samples[-1][1] / jobs
+            if drawing is not None and len(drawn) < 2 and share >= (0.1, 0.9)[len(drawn)]:
+                drawn.append(await drawing())
             await asyncio.sleep(0.05)
-    return samples, cpus
+    drawing_ms = 0.0
+    if len(drawn) == 2:
+        (seconds_0, cards_0), (seconds_1, cards_1) = drawn
+        drawing_ms = (seconds_1 - seconds_0) / max(1.0, cards_1 - cards_0) * 1000
+    return ReadySamples(samples, drawing_ms), cpus
 
 
 def steady_rate(samples: list[tuple[float, int]], total: int) -> float:
