@@ -29,7 +29,7 @@ from app.settings import Settings, variable
 
 SEND_TIMEOUT_SECONDS = 10.0
 REQUEST_ID_HEADER = "x-request-id"
-Record = dict[str, Any]  # BatchBuilder.append's keyword arguments
+Encoded = tuple[bytes, bytes, bytes]  # a job's key, payload and request id, as Kafka takes them
 
 
 def client_options(settings: Settings) -> dict[str, Any]:
@@ -99,11 +99,11 @@ class KafkaQueue:
         try:
             async with asyncio.timeout(SEND_TIMEOUT_SECONDS):
                 partitions = sorted(await producer.partitions_for(topic))
-                by_partition: dict[int, list[Record]] = defaultdict(list)
-                for message in messages:
-                    record = _record(message)
-                    partition = partitions[zlib.crc32(record["key"]) % len(partitions)]
-                    by_partition[partition].append(record)
+                by_partition: dict[int, list[Encoded]] = defaultdict(list)
+                for key, payload, request_id in messages:
+                    encoded = key.encode()
+                    partition = partitions[zlib.crc32(encoded) % len(partitions)]
+                    by_partition[partition].append((encoded, payload, request_id.encode()))
                 delivered = [
                     await producer.send_batch(batch, topic, partition=partition)
                     for partition, group in by_partition.items()
@@ -151,22 +151,16 @@ def idempotence_refused(error: BaseException) -> str:
     )
 
 
-def _record(message: JobMessage) -> Record:
-    return {
-        "key": message.key.encode(),
-        "value": message.payload,
-        "timestamp": None,
-        "headers": [(REQUEST_ID_HEADER, message.request_id.encode())],
-    }
-
-
-def _batches(producer: AIOKafkaProducer, records: list[Record]) -> list[BatchBuilder]:
+def _batches(producer: AIOKafkaProducer, records: list[Encoded]) -> list[BatchBuilder]:
     """As few batches as the producer's batch size allows, in the records' order."""
     batches = [producer.create_batch()]
-    for record in records:
-        if batches[-1].append(**record) is None:  # full: start the next one
-            batches.append(producer.create_batch())
-            batches[-1].append(**record)
+    for key, value, request_id in records:
+        headers = [(REQUEST_ID_HEADER, request_id)]
+        batch = batches[-1]
+        if batch.append(key=key, value=value, timestamp=None, headers=headers) is None:
+            batch = producer.create_batch()  # full: start the next one
+            batch.append(key=key, value=value, timestamp=None, headers=headers)
+            batches.append(batch)
     return batches
 
 

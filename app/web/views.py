@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Literal
 
 import msgspec
@@ -34,8 +34,23 @@ class ErrorView(msgspec.Struct):
 
 
 def iso_utc(moment: datetime) -> str:
-    """`2026-11-29T04:47:34Z` of a UTC moment (`isoformat` is C; `strftime` costs 3×)."""
+    """`2026-11-29T04:47:34Z` of a UTC moment (`isoformat` is C; `strftime` costs 3×).
+
+    Every answer to a POST shows the second it was made in, thousands of times a second,
+    and an aware `isoformat` costs ~1.4 µs: the text of the last UTC second is kept
+    (~0.3 µs to find it again)."""
+    global _kept_second
+    if moment.tzinfo is UTC:
+        second = moment.timestamp() // 1  # floor, as the text is (also before 1970)
+        if second == _kept_second[0]:
+            return _kept_second[1]
+        text = moment.isoformat(timespec="seconds")[:19] + "Z"
+        _kept_second = (second, text)
+        return text
     return moment.isoformat(timespec="seconds")[:19] + "Z"
+
+
+_kept_second: tuple[float, str] = (float("nan"), "")  # whole seconds since the epoch, text
 
 
 def download_name(figalization_id: str) -> str:
