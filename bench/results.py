@@ -17,7 +17,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bench.engine import EngineResult
-from bench.pictures import E2E_BOUND_SECONDS, RenderRatio, Scaling, Spread, Steady
+from bench.pictures import (
+    E2E_BOUND_SECONDS,
+    SCALING_WORKERS,
+    RenderRatio,
+    Scaling,
+    Spread,
+    Steady,
+)
 from bench.web import Series, WebResults
 
 HEADLINE_CONNECTIONS = 64
@@ -192,7 +199,8 @@ def evaluate(results: BenchResults) -> list[Target]:
         ),
         Target(
             "one worker on a backlog ÷ its renderer's own rate in the same seconds (1 ÷ its "
-            "mean drawing time there: the share of its time spent drawing; means of two steps)",
+            "mean drawing time there: the share of its time spent drawing; means of "
+            f"{SCALING_WORKERS.count(1)} steps)",
             f"{drawing:.2f} ({one:.0f} pictures/s, drawing {drawing_ms:.2f} ms a card; "
             f"÷ the renderer alone around the steps: {one / results.renderer_rate_alone:.2f} "
             f"of {results.renderer_rate_alone:.0f} cards/s)",
@@ -200,7 +208,8 @@ def evaluate(results: BenchResults) -> list[Target]:
             drawing >= ONE_WORKER_SHARE,
         ),
         Target(
-            "two workers ÷ one worker on a backlog (means of two steps each)",
+            f"two workers ÷ one worker on a backlog (means of {SCALING_WORKERS.count(2)} steps "
+            "each)",
             f"{two / one:.2f} ({two:.0f} ÷ {one:.0f} pictures/s)",
             f"≥ {TWO_WORKERS_GAIN:.1f}",
             two / one >= TWO_WORKERS_GAIN,
