@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
+import time
 from collections.abc import Sequence
 from typing import Any
 
 import pytest
 
 from app.domain.image_job import ImageJob, JobMessage
-from app.jobs.relay import OutboxRelay
+from app.jobs.relay import PUBLISH_EVERY_SECONDS, OutboxRelay
 from app.outages import QueueUnavailable
 from app.store.outbox import SqlOutbox
 from app.store.writes import FigalizationWriter
@@ -165,3 +167,47 @@ async def test_through_a_failure_and_recovery_no_job_goes_out_twice(
     assert await relay.drain() == 2
     assert sorted(queue.keys) == [make(n)[0].id for n in range(7)]  # each exactly once
     assert await outbox.backlog() == 0
+
+
+class TimedQueue(RecordingQueue):
+    """A recording queue that also notes when each publish began, and its size."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.publishes: list[tuple[float, int]] = []
+
+    async def publish(self, messages: Sequence[JobMessage]) -> None:
+        self.publishes.append((time.monotonic(), len(messages)))
+        await super().publish(messages)
+
+
+async def test_under_a_stream_of_commits_the_relay_publishes_at_most_every_50_ms(
+    outbox: SqlOutbox, writer_for: WriterFor
+) -> None:
+    """One commit every ~5 ms for 0.6 s: the hand-offs gather into publishes at least
+    `PUBLISH_EVERY_SECONDS` apart (a publish costs per partition, whatever it carries),
+    and every job still goes out once."""
+    queue = TimedQueue()
+    relay, writer = relay_for(outbox, queue, writer_for)
+    task = asyncio.create_task(relay.run())
+    try:
+        started = time.monotonic()
+        count = 0
+        while time.monotonic() - started < 0.6:
+            await writer.add(*make(count))
+            count += 1
+            await asyncio.sleep(0.005)
+
+        async def all_published() -> bool:
+            return len(queue.published) == count and await outbox.backlog() == 0
+
+        await wait_until(all_published, within=5)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    assert sorted(queue.keys) == sorted(make(n)[0].id for n in range(count))  # each once
+    moments = [moment for moment, _ in queue.publishes]
+    gaps = [later - earlier for earlier, later in itertools.pairwise(moments)]
+    assert PUBLISH_EVERY_SECONDS == 0.05  # the rule this test is named after
+    assert min(gaps) >= 0.04  # a timer may fire a tick early
+    assert max(size for _, size in queue.publishes) > 1  # gathered: commits share a publish
