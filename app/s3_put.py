@@ -55,6 +55,7 @@ class SignedPut:
 
     def __init__(self, endpoint_url: str, *, connect_timeout: float) -> None:
         self._endpoint = endpoint_url.rstrip("/")
+        self._prefix = urlsplit(self._endpoint).path  # an endpoint's own path, if it has one
         self._connections = KeptAlive(self._endpoint, connect_timeout=connect_timeout)
         # Made on the first PUT: the app builds an image store too, and never PUTs outside
         # the single-process mode.
@@ -62,7 +63,8 @@ class SignedPut:
         self._region = DEFAULT_REGION
 
     async def put(self, bucket: str, key: str, body: bytes, *, content_type: str) -> None:
-        url = f"{self._endpoint}/{quote(bucket)}/{quote(key, safe='/~')}"
+        path = f"/{quote(bucket)}/{quote(key, safe='/~')}"
+        url = self._endpoint + path
         headers = sign(
             "PUT",
             url,
@@ -72,7 +74,7 @@ class SignedPut:
             region=self._region,
             now=datetime.datetime.now(datetime.UTC),
         )
-        head = request_head("PUT", urlsplit(url).path, headers, len(body))
+        head = request_head("PUT", self._prefix + path, headers, len(body))
         answer = await self._connections.request(head, body)
         if not 200 <= answer.status < 300:  # S3 says 200; any 2xx is stored in HTTP
             found = _ERROR_CODE.search(answer.body)

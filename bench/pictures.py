@@ -48,13 +48,14 @@ DRAIN_LIMIT_SECONDS = 120.0
 # a second in which the shared machine slows by a fifth (it does) weighs a quarter of a mean.
 SCALING_WORKERS = (1, 2, 1, 2, 4, 2, 1, 2, 1)
 SCALING_JOBS = 800  # at ~200 pictures/s a worker, a 10–90% window of ~3 s
+WINDOW = (0.1, 0.9)  # the shares of the jobs done between which a step is measured
 
 
 @dataclass(frozen=True, slots=True)
 class Spread:
     p50: float
     p99: float
-    mean: float = 0.0  # where the rate matters: n calls take n × mean, not n × p50
+    mean: float  # where the rate matters: n calls take n × mean, not n × p50
 
 
 @dataclass
@@ -227,7 +228,10 @@ async def measure_steady(
 
 def _histogram_spread(delta: Scrape, name: str, scale: float) -> Spread:
     buckets = delta.buckets(name)
-    return Spread(p50=quantile(buckets, 0.5) * scale, p99=quantile(buckets, 0.99) * scale)
+    mean = delta.total(f"{name}_sum") / max(1.0, delta.total(f"{name}_count"))
+    return Spread(
+        p50=quantile(buckets, 0.5) * scale, p99=quantile(buckets, 0.99) * scale, mean=mean * scale
+    )
 
 
 async def wait_drained(site: Site, *, within: float) -> float:
@@ -349,7 +353,7 @@ async def _sample_ready(
             samples.append((time.monotonic(), int(ready) - before))
             cpus.append(cpu())
             share = samples[-1][1] / jobs
-            if drawing is not None and len(drawn) < 2 and share >= (0.1, 0.9)[len(drawn)]:
+            if drawing is not None and len(drawn) < 2 and share >= WINDOW[len(drawn)]:
                 drawn.append(await drawing())
             await asyncio.sleep(0.05)
     drawing_ms = 0.0
@@ -377,8 +381,8 @@ def window_cpu_ms(samples: list[tuple[float, int]], cpu: list[float], total: int
 
 
 def _window(samples: list[tuple[float, int]], total: int) -> tuple[int, int]:
-    first = next(i for i, (_, done) in enumerate(samples) if done >= 0.1 * total)
-    last = next(i for i, (_, done) in enumerate(samples) if done >= 0.9 * total)
+    first = next(i for i, (_, done) in enumerate(samples) if done >= WINDOW[0] * total)
+    last = next(i for i, (_, done) in enumerate(samples) if done >= WINDOW[1] * total)
     return first, last
 
 
